@@ -1,0 +1,84 @@
+"""Structured logging: the request-ID filter, formatters and the LOGGING dict.
+
+Production writes one JSON object per line (python-json-logger); development
+writes readable text. Both carry the correlation ID of the current context.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from .correlation import get_request_id
+from .exceptions import utc_timestamp
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
+JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s"
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every record that passes a handler.
+
+    Attached to handlers, not loggers, so that records from third-party loggers
+    (Django, Celery, urllib3) carry the ID too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "request_id", None):
+            record.request_id = get_request_id() or "-"
+        return True
+
+
+class JsonLineFormatter(JsonFormatter):
+    """JSON lines whose serialisation never fails on an odd ``extra`` value."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "rename_fields", {"asctime": "timestamp", "levelname": "level", "name": "logger"}
+        )
+        kwargs.setdefault("json_default", _safe_default)
+        super().__init__(*args, **kwargs)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return utc_timestamp(datetime.fromtimestamp(record.created, UTC))
+
+
+def _safe_default(value: Any) -> Any:
+    try:
+        return str(value)
+    except Exception:  # a broken __str__ must not lose the log line
+        return f"<unserialisable {type(value).__name__}>"
+
+
+def build_logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
+    """The ``LOGGING`` setting: one stdout handler, the ID filter on it."""
+    formatter: dict[str, Any]
+    if json_lines:
+        formatter = {"()": "reliability.logs.JsonLineFormatter", "fmt": JSON_FIELDS}
+    else:
+        formatter = {"format": TEXT_FORMAT}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "reliability.logs.RequestIdFilter"}},
+        "formatters": {"default": formatter},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "default",
+                "filters": ["request_id"],
+            }
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # The request_finished record below replaces Django's own request lines.
+            "django.server": {"level": "WARNING"},
+            "django.request": {"level": "ERROR"},
+            "django.db.backends": {"level": "INFO"},
+            "celery": {"level": level},
+        },
+    }

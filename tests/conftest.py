@@ -1,0 +1,105 @@
+"""Shared fixtures.
+
+Tests run on whatever the environment provides: SQLite, the database cache and
+eager Celery by default; PostgreSQL, Redis and real worker processes when
+``DATABASE_URL``, ``REDIS_URL`` and ``CELERY_BROKER_URL`` are set (CI sets them).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.processes import start_process
+from vexxy.celery import app as celery_app
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    db = settings.DATABASES["default"]
+    cache = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+    broker = settings.CELERY_BROKER_URL.split("://", 1)[0]
+    return [f"vexxy: database={db['ENGINE'].rsplit('.', 1)[-1]} cache={cache} broker={broker}"]
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A file-backed SQLite test database, so that child processes can open it too."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _eager_celery() -> None:
+    """Tasks run in-process unless a test asks for a real worker.
+
+    Celery read the Django settings at import, so its own conf is what counts.
+    """
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_store_eager_result = True
+
+
+@pytest.fixture
+def clean_cache(db):
+    from django.core.cache import cache
+
+    cache.clear()
+    yield cache
+    cache.clear()
+
+
+@pytest.fixture
+def child_env(transactional_db, tmp_path: Path) -> dict[str, str]:
+    """Environment for a child process that shares this test's database and cache."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        database_url = f"sqlite:///{db['NAME']}"
+    else:
+        auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+        database_url = f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYTEST_", "DJANGO_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="vexxy.settings",
+        DATABASE_URL=database_url,
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(REPO),
+    )
+    if "CELERY_BROKER_URL" not in os.environ:
+        # The same filesystem broker folder as this process publishes to.
+        env["VEXXY_DATA_DIR"] = str(settings.DATA_DIR)
+    return env
+
+
+@pytest.fixture
+def celery_worker_process(child_env: dict[str, str], tmp_path: Path):
+    """A real ``celery worker`` on a queue of its own; yields (queue, output)."""
+    queue = f"test-{os.getpid()}-{tmp_path.name}"
+    env = {**child_env, "ENVIRONMENT": "production", "SECRET_KEY": "t" * 40,
+           "ALLOWED_HOSTS": "localhost", "LOG_LEVEL": "INFO"}
+    process, output = start_process(
+        [sys.executable, "-m", "celery", "-A", "vexxy", "worker", "--pool", "solo",
+         "-Q", queue, "--hostname", f"{queue}@%h", "--without-gossip", "--without-mingle"],
+        env=env, cwd=REPO,
+    )
+    output.wait_for(lambda line: f"{queue}@" in line and "ready." in line, timeout=60)
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    try:
+        yield queue, output
+    finally:
+        celery_app.conf.task_always_eager = previous
+        process.terminate()
+        process.wait(timeout=30)
+

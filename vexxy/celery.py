@@ -1,0 +1,22 @@
+"""The Celery application; configured from Django settings (``CELERY_*``)."""
+
+from __future__ import annotations
+
+import logging.config
+import os
+
+from celery import Celery, signals
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vexxy.settings")
+
+app = Celery("vexxy")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@signals.setup_logging.connect
+def use_django_logging(**_: object) -> None:
+    """Workers log exactly like the web process: same handlers, same request-ID filter."""
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)

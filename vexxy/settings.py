@@ -1,0 +1,265 @@
+"""Settings, read from the environment.
+
+With no environment variables at all the service runs on the embedded
+default: a SQLite file, a filesystem Celery broker and a database cache, all
+under ``VEXXY_DATA_DIR`` (``./var``). Every knob is listed in the README.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from reliability.logs import build_logging_config
+from vexxy import __version__
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+ENVIRONMENT = env("ENVIRONMENT", default="development")
+IS_PRODUCTION = ENVIRONMENT == "production"
+DATA_DIR = Path(env("VEXXY_DATA_DIR", default=str(BASE_DIR / "var")))
+
+SERVICE_NAME = "vexxy-premium"
+SERVICE_VERSION = __version__
+
+DEVELOPMENT_SECRET_KEY = "django-insecure-development-only-vexxy-key"  # noqa: S105
+SECRET_KEY = env("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=[] if IS_PRODUCTION else ["localhost", "127.0.0.1", "[::1]"]
+)
+
+
+def _refuse_unsafe_production() -> None:
+    problems = []
+    if SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 32:
+        problems.append("SECRET_KEY is unset, the development key, or shorter than 32 characters")
+    if DEBUG:
+        problems.append("DEBUG is on")
+    if not ALLOWED_HOSTS:
+        problems.append("ALLOWED_HOSTS is empty")
+    if problems:
+        raise ImproperlyConfigured(
+            "Refusing to start with ENVIRONMENT=production: " + "; ".join(problems) + "."
+        )
+
+
+if IS_PRODUCTION:
+    _refuse_unsafe_production()
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "django_celery_results",
+    "reliability",
+    "analysis",
+]
+
+MIDDLEWARE = [
+    "reliability.middleware.RequestContextMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "reliability.middleware.ErrorEnvelopeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "vexxy.urls"
+WSGI_APPLICATION = "vexxy.wsgi.application"
+ASGI_APPLICATION = "vexxy.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# -- database ------------------------------------------------------------------
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'vexxy.sqlite3'}")}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["OPTIONS"] = {
+        # Web, worker and beat share one file: wait for locks instead of failing.
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        **_db.get("OPTIONS", {}),
+    }
+else:
+    _db.setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
+    )
+    _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+_db["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# -- cache (shared by web and worker processes: circuit breakers live here) -----
+
+_cache_url = env("CACHE_URL", default=None) or env("REDIS_URL", default=None)
+if _cache_url:
+    CACHES = {"default": env.cache_url_config(_cache_url)}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "vexxy_cache",
+        }
+    }
+CIRCUIT_BREAKER_CACHE = "default"
+
+# -- Celery --------------------------------------------------------------------
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://localhost/")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = DATA_DIR / "broker"
+    for _folder in ("queue", "processed", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+else:
+    # acks_late tasks longer than this are redelivered; keep it above the longest job.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3 * 3600),
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default="django-db")
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_TRACK_STARTED = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# -- HTTP API --------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "reliability.handlers.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "VEXxy Premium Service API",
+    "VERSION": __version__,
+}
+
+ERROR_ENVELOPE_PATHS = ("/api/", "/health", "/livez", "/readyz")
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=10 * 1024 * 1024)
+CSRF_FAILURE_VIEW = "reliability.views.csrf_failure"
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/(api/|health|livez|readyz)"
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "X-Response-Time", "Retry-After"]
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "x-api-key",
+    "x-request-id",
+)
+
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=IS_PRODUCTION)
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# -- static files ----------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = env("STATIC_ROOT", default=None)  # set where collectstatic runs (the image)
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=not IS_PRODUCTION)
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+# -- logging -----------------------------------------------------------------------
+
+LOG_LEVEL = env("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env("LOG_FORMAT", default="json" if IS_PRODUCTION else "text")
+LOGGING = build_logging_config(json_lines=LOG_FORMAT == "json", level=LOG_LEVEL)
+
+# -- reliability -----------------------------------------------------------------------
+
+DEFAULT_MAX_RETRIES = env.int("DEFAULT_MAX_RETRIES", default=3)
+DEFAULT_INITIAL_DELAY = env.float("DEFAULT_INITIAL_DELAY", default=1.0)
+DEFAULT_MAX_DELAY = env.float("DEFAULT_MAX_DELAY", default=60.0)
+
+CIRCUIT_BREAKERS = {
+    "kubernetes": {
+        "failure_threshold": env.int("K8S_CIRCUIT_FAILURE_THRESHOLD", default=5),
+        "recovery_timeout": env.float("K8S_CIRCUIT_RECOVERY_TIMEOUT", default=30.0),
+    },
+}
+
+HEALTH_CHECKS = {
+    "database": "reliability.health.check_database",
+    "celery": "reliability.health.check_celery",
+    "kubernetes": "analysis.health.check_kubernetes",
+    "kubescape": "analysis.health.check_kubescape",
+    "circuit_breakers": "reliability.health.check_circuit_breakers",
+}
+HEALTH_CELERY_TIMEOUT = env.float("HEALTH_CELERY_TIMEOUT", default=1.0)
+HEALTH_CELERY_CACHE_SECONDS = env.float("HEALTH_CELERY_CACHE_SECONDS", default=5.0)
+HEALTH_KUBERNETES_TIMEOUT = env.float("HEALTH_KUBERNETES_TIMEOUT", default=2.0)
+HEALTH_KUBERNETES_CACHE_SECONDS = env.float("HEALTH_KUBERNETES_CACHE_SECONDS", default=5.0)
+HEALTH_RETRY_AFTER = 10
+
+# -- sandbox (Kubernetes + Kubescape) --------------------------------------------------
+
+
+def _kubeconfig_found(value: str) -> bool:
+    return any(Path(p).expanduser().is_file() for p in value.split(os.pathsep) if p)
+
+
+K8S_IN_CLUSTER = env.bool("K8S_IN_CLUSTER", default=False)
+KUBECONFIG = env("KUBECONFIG", default=str(Path.home() / ".kube" / "config"))
+SANDBOX_ENABLED = env.bool(
+    "SANDBOX_ENABLED", default=K8S_IN_CLUSTER or _kubeconfig_found(KUBECONFIG)
+)
+K8S_SANDBOX_NAMESPACE = env("K8S_SANDBOX_NAMESPACE", default="vexxy-sandbox")
+KUBESCAPE_NAMESPACE = env("KUBESCAPE_NAMESPACE", default="kubescape")
+K8S_REQUEST_TIMEOUT = env.float("K8S_REQUEST_TIMEOUT", default=10.0)
+KUBESCAPE_APISERVICE = "v1beta1.spdx.softwarecomposition.kubescape.io"
