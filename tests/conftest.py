@@ -7,13 +7,16 @@ eager Celery by default; PostgreSQL, Redis and real worker processes when
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from analysis.cluster import reset_client
 from tests.processes import start_process
 from vexxy.celery import app as celery_app
 
@@ -103,3 +106,32 @@ def celery_worker_process(child_env: dict[str, str], tmp_path: Path):
         process.terminate()
         process.wait(timeout=30)
 
+
+
+@pytest.fixture
+def sandbox_disabled(settings):
+    settings.SANDBOX_ENABLED = False
+
+
+@pytest.fixture
+def unreachable_cluster(settings, tmp_path, clean_cache):
+    """Sandbox on, kubeconfig pointing at a port where nothing listens."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "test", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+        "users": [{"name": "test", "user": {"token": "not-a-secret"}}],
+    }))
+    settings.SANDBOX_ENABLED = True
+    settings.K8S_IN_CLUSTER = False
+    settings.KUBECONFIG = str(kubeconfig)
+    reset_client()
+    yield
+    reset_client()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

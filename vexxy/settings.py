@@ -50,6 +50,8 @@ def _refuse_unsafe_production() -> None:
 
 if IS_PRODUCTION:
     _refuse_unsafe_production()
+    # The image's HEALTHCHECK asks for /livez with Host: localhost.
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, "localhost"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,0 +1,178 @@
+"""/health, /livez and /readyz: honest answers, and a process that starts with dependencies down."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from urllib.error import HTTPError
+
+import pytest
+
+from reliability.circuit import get_breaker
+from tests.conftest import free_port
+from tests.processes import start_process
+
+REPO = Path(__file__).resolve().parent.parent
+ENVELOPE_KEYS = {"error", "message", "details", "timestamp", "request_id"}
+
+
+@pytest.mark.django_db
+def test_health_is_healthy_with_the_sandbox_disabled(client, sandbox_disabled, clean_cache):
+    response = client.get("/health")
+    body = response.json()
+    assert response.status_code == 200
+    assert body["status"] == "healthy"
+    assert body["service"] == "vexxy-premium"
+    assert body["request_id"] == response["X-Request-ID"]
+    assert body["timestamp"].endswith("Z")
+    checks = body["checks"]
+    assert set(checks) == {"database", "celery", "kubernetes", "kubescape", "circuit_breakers"}
+    assert checks["database"]["status"] == "healthy"
+    assert checks["celery"] == {"status": "healthy", "required": True, "mode": "eager",
+                                "latency_ms": checks["celery"]["latency_ms"]}
+    for name in ("kubernetes", "kubescape"):
+        assert checks[name]["status"] == "disabled"
+        assert checks[name]["required"] is False
+    assert checks["circuit_breakers"]["breakers"]["kubernetes"]["state"] == "closed"
+    assert not {"error", "message", "details"} & set(body)
+
+
+@pytest.mark.django_db
+def test_an_open_circuit_degrades_health_without_failing_it(client, sandbox_disabled, clean_cache):
+    breaker = get_breaker("kubernetes")
+    for _ in range(breaker.failure_threshold):
+        with pytest.raises(ConnectionError):
+            breaker.call(_raise_connection_error)
+
+    response = client.get("/health")
+
+    body = response.json()
+    assert response.status_code == 200
+    assert body["status"] == "degraded"
+    circuit = body["checks"]["circuit_breakers"]
+    assert circuit["status"] == "degraded"
+    assert circuit["reason"] == "open: kubernetes"
+    assert circuit["breakers"]["kubernetes"]["state"] == "open"
+    assert circuit["breakers"]["kubernetes"]["retry_after"] > 0
+
+
+def _raise_connection_error() -> None:
+    raise ConnectionError("refused")
+
+
+@pytest.mark.django_db
+def test_unreachable_cluster_fails_health_when_the_sandbox_is_enabled(client, unreachable_cluster):
+    response = client.get("/health")
+
+    body = response.json()
+    assert response.status_code == 503
+    assert response["Retry-After"] == "10"
+    assert set(body) >= ENVELOPE_KEYS
+    assert body["error"] == "SERVICE_UNAVAILABLE"
+    assert body["details"] == {"unhealthy": ["kubernetes", "kubescape"]}
+    assert body["request_id"] == response["X-Request-ID"]
+    assert body["status"] == "unhealthy"
+    for name in ("kubernetes", "kubescape"):
+        assert body["checks"][name]["status"] == "unhealthy"
+        assert body["checks"][name]["reason"] == "Kubernetes API unreachable"
+    assert body["checks"]["database"]["status"] == "healthy"
+
+
+@pytest.mark.django_db
+def test_readyz_checks_only_the_database(client, unreachable_cluster):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert set(response.json()["checks"]) == {"database"}
+
+
+def test_livez_needs_no_dependency(client):
+    response = client.get("/livez")
+    assert response.status_code == 200
+    assert response.json() == {"status": "alive", "service": "vexxy-premium",
+                               "request_id": response["X-Request-ID"]}
+
+
+@pytest.mark.timeout(120)
+def test_process_starts_with_the_database_down_and_says_so(tmp_path):
+    """gunicorn boots against a closed database port; /health and /readyz answer 503 in JSON."""
+    port = free_port()
+    env = {
+        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+        "DATABASE_URL": f"postgres://vexxy@127.0.0.1:{free_port()}/vexxy",
+        "VEXXY_DATA_DIR": str(tmp_path),
+        "CELERY_BROKER_URL": "filesystem://localhost/",
+        "PYTHONUNBUFFERED": "1",
+    }
+    process, output = start_process(
+        [sys.executable, "-m", "gunicorn", "vexxy.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", "1"],
+        env=env, cwd=REPO,
+    )
+    try:
+        # The master listens before it forks: from here on connections queue, never refuse.
+        output.wait_for(lambda line: "Listening at" in line, timeout=60)
+        base = f"http://127.0.0.1:{port}"
+        status, body, headers = _get(base + "/livez")
+        assert status == 200
+        assert body["status"] == "alive"
+
+        status, body, headers = _get(base + "/health")
+        assert status == 503
+        assert body["error"] == "SERVICE_UNAVAILABLE"
+        assert "database" in body["details"]["unhealthy"]
+        assert body["checks"]["database"] == {
+            "status": "unhealthy", "required": True, "reason": "database unreachable",
+            "vendor": "postgresql", "latency_ms": body["checks"]["database"]["latency_ms"],
+        }
+        assert body["request_id"] == headers["X-Request-ID"]
+
+        status, body, _ = _get(base + "/readyz")
+        assert status == 503
+        assert body["details"] == {"unhealthy": ["database"]}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _get(url: str) -> tuple[int, dict, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - local server
+            return response.status, json.loads(response.read()), dict(response.headers)
+    except HTTPError as error:
+        return error.code, json.loads(error.read()), dict(error.headers)
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({}, "SECRET_KEY is unset, the development key, or shorter than 32 characters"),
+        ({"SECRET_KEY": "x" * 40, "DEBUG": "true"}, "DEBUG is on"),
+        ({"SECRET_KEY": "x" * 40, "ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS is empty"),
+    ],
+)
+def test_production_refuses_unsafe_settings(env, problem, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "vexxy.settings",
+             "ENVIRONMENT": "production", "ALLOWED_HOSTS": "api.example.com",
+             "VEXXY_DATA_DIR": str(tmp_path), **env},
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode != 0
+    assert "Refusing to start with ENVIRONMENT=production" in result.stderr
+    assert problem in result.stderr
+
+
+def test_production_starts_with_safe_settings(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); print('ok')"],
+        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "vexxy.settings",
+             "ENVIRONMENT": "production", "SECRET_KEY": "s" * 50,
+             "ALLOWED_HOSTS": "api.example.com", "VEXXY_DATA_DIR": str(tmp_path)},
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
