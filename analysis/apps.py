@@ -5,3 +5,6 @@ class AnalysisConfig(AppConfig):
     name = "analysis"
     verbose_name = "Analysis"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import openapi  # noqa: F401 - registers the API-key scheme with drf-spectacular

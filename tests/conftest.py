@@ -135,3 +135,55 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def organization(db):
+    from analysis.models import Organization
+
+    return Organization.objects.create(name="Acme", slug="acme", monthly_analysis_quota=50)
+
+
+@pytest.fixture
+def other_organization(db):
+    from analysis.models import Organization
+
+    return Organization.objects.create(name="Globex", slug="globex")
+
+
+def api_client_for(organization):
+    """A DRF test client that authenticates as a fresh key of ``organization``."""
+    from rest_framework.test import APIClient
+
+    from analysis.api_keys import issue_key
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {issue_key(organization, 'test').plaintext}")
+    return client
+
+
+@pytest.fixture
+def api(organization):
+    return api_client_for(organization)
+
+
+@pytest.fixture
+def other_api(other_organization):
+    return api_client_for(other_organization)
+
+
+ENVELOPE_KEYS = {"error", "message", "details", "timestamp", "request_id"}
+
+
+def assert_envelope(response, status: int, code: str, details=None) -> dict:
+    """The whole error envelope: status, keys, code, timestamp, request ID, details."""
+    body = response.json()
+    assert response.status_code == status, body
+    assert set(body) == ENVELOPE_KEYS
+    assert body["error"] == code
+    assert body["request_id"] == response["X-Request-ID"]
+    assert body["timestamp"].endswith("Z")
+    assert isinstance(body["message"], str) and body["message"]
+    if details is not None:
+        assert body["details"] == details
+    return body

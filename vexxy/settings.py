@@ -158,6 +158,8 @@ else:
         "socket_timeout": 5,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# A publish to a broker that is down fails in about a second; the job waits for dispatch.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default="django-db")
 CELERY_RESULT_EXTENDED = True
@@ -178,12 +180,19 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["analysis.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["analysis.authentication.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["analysis.authentication.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": env("API_RATE_LIMIT", default="600/minute")},
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "VEXxy Premium Service API",
+    "DESCRIPTION": "Runtime reachability analysis of container images, published as OpenVEX. "
+    "Every error is the JSON envelope {error, message, details, timestamp, request_id}.",
     "VERSION": __version__,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 ERROR_ENVELOPE_PATHS = ("/api/", "/health", "/livez", "/readyz")
@@ -265,3 +274,11 @@ K8S_SANDBOX_NAMESPACE = env("K8S_SANDBOX_NAMESPACE", default="vexxy-sandbox")
 KUBESCAPE_NAMESPACE = env("KUBESCAPE_NAMESPACE", default="kubescape")
 K8S_REQUEST_TIMEOUT = env.float("K8S_REQUEST_TIMEOUT", default=10.0)
 KUBESCAPE_APISERVICE = "v1beta1.spdx.softwarecomposition.kubescape.io"
+SANDBOX_UNAVAILABLE_RETRY_AFTER = 300
+
+# -- analysis jobs --------------------------------------------------------------------------
+
+# Deploy + readiness + Kubescape's scan, on top of a job's observation time.
+ANALYSIS_SETUP_ALLOWANCE_SECONDS = env.int("ANALYSIS_SETUP_ALLOWANCE_SECONDS", default=600)
+# Room between the job's budget, the worker's soft limit and its hard limit.
+ANALYSIS_CLEANUP_ALLOWANCE_SECONDS = env.int("ANALYSIS_CLEANUP_ALLOWANCE_SECONDS", default=120)

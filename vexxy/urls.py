@@ -1,7 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+public = {"authentication_classes": [], "permission_classes": []}
 
 urlpatterns = [
     path("", include("reliability.urls")),
+    path("api/v1/", include("analysis.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="docs"),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,335 @@
+"""Operator screens: jobs, their evidence and VEX documents, organizations and API keys."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from reliability.exceptions import VexxyException
+
+from . import jobs
+from .api_keys import fill_new_key
+from .models import AnalysisEvidence, AnalysisJob, ApiKey, MonthlyUsage, Organization, VexDocument
+from .status import JobStatus
+
+STATUS_COLOURS = {
+    JobStatus.QUEUED: "#6c757d",
+    JobStatus.RUNNING: "#0d6efd",
+    JobStatus.ANALYZING: "#6f42c1",
+    JobStatus.COMPLETE: "#198754",
+    JobStatus.FAILED: "#dc3545",
+    JobStatus.CANCELLED: "#fd7e14",
+}
+
+
+def pretty_json(value: Any) -> SafeString:
+    if value in (None, "", {}, []):
+        return format_html("<em>{}</em>", "empty")
+    return format_html(
+        '<pre style="white-space:pre-wrap;max-height:40em;overflow:auto">{}</pre>',
+        json.dumps(value, indent=2, sort_keys=True, default=str),
+    )
+
+
+class ErrorCodeFilter(admin.SimpleListFilter):
+    title = "failed with code"
+    parameter_name = "error_code"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        codes = (
+            AnalysisJob.objects.exclude(error_code="")
+            .order_by("error_code")
+            .values_list("error_code", flat=True)
+            .distinct()
+        )
+        return [(code, code) for code in codes]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(error_code=self.value()) if self.value() else queryset
+
+
+class EvidenceInline(admin.TabularInline):
+    model = AnalysisEvidence
+    extra = 0
+    can_delete = False
+    fields = ["evidence_type", "description", "size_bytes", "sha256", "created_at", "data_view"]
+    readonly_fields = fields
+
+    @admin.display(description="data")
+    def data_view(self, evidence: AnalysisEvidence) -> SafeString:
+        return pretty_json(evidence.data)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AnalysisJob)
+class AnalysisJobAdmin(admin.ModelAdmin):
+    list_display = [
+        "short_id",
+        "status_badge",
+        "progress",
+        "profile",
+        "organization",
+        "image_ref",
+        "duration",
+        "error_code",
+        "created_at",
+    ]
+    list_filter = ["status", "profile", "organization", "created_at", ErrorCodeFilter]
+    search_fields = ["id", "image_ref", "image_digest", "request_id"]
+    list_select_related = ["organization"]
+    date_hierarchy = "created_at"
+    inlines = [EvidenceInline]
+    actions = ["cancel_jobs", "retry_jobs"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "organization",
+                    "status_badge",
+                    "progress_percent",
+                    "current_phase",
+                    "vex_link",
+                ]
+            },
+        ),
+        (
+            "Image",
+            {
+                "fields": [
+                    "image_ref",
+                    "image_digest",
+                    "sbom_id",
+                    "profile",
+                    "priority",
+                    "config_view",
+                ]
+            },
+        ),
+        (
+            "Execution",
+            {
+                "fields": [
+                    "request_id",
+                    "submitted_by",
+                    "celery_task_id",
+                    "dispatched_at",
+                    "sandbox_name",
+                    "attempts",
+                    "heartbeat_at",
+                    "created_at",
+                    "started_at",
+                    "completed_at",
+                    "cancelled_at",
+                    "cancelled_by",
+                ]
+            },
+        ),
+        ("Error", {"fields": ["error_code", "error_message", "error_details_view"]}),
+        ("Results", {"fields": ["summary_view", "results_view", "execution_profile_view"]}),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field for _, options in self.fieldsets for field in options["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Read-only detail; state changes go through the actions and their rules.
+        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, job: AnalysisJob) -> str:
+        return str(job.pk)[:8]
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, job: AnalysisJob) -> SafeString:
+        return format_html(
+            '<span style="background:{};color:#fff;padding:2px 8px;border-radius:8px">{}</span>',
+            STATUS_COLOURS.get(job.status, "#6c757d"),
+            job.get_status_display(),
+        )
+
+    @admin.display(description="progress", ordering="progress_percent")
+    def progress(self, job: AnalysisJob) -> str:
+        return f"{job.progress_percent}%"
+
+    @admin.display(description="duration")
+    def duration(self, job: AnalysisJob) -> str:
+        seconds = job.duration_seconds
+        return "-" if seconds is None else f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
+
+    @admin.display(description="VEX")
+    def vex_link(self, job: AnalysisJob) -> SafeString | str:
+        if not job.generated_vex_id:
+            return "-"
+        url = reverse("admin:analysis_vexdocument_change", args=[job.generated_vex_id])
+        return format_html('<a href="{}">{}</a>', url, job.generated_vex_id)
+
+    @admin.display(description="config")
+    def config_view(self, job: AnalysisJob) -> SafeString:
+        # Environment values may be secrets: the admin shows their names only.
+        config = dict(job.config or {})
+        if config.get("environment"):
+            config["environment"] = dict.fromkeys(config["environment"], "[REDACTED]")
+        return pretty_json(config)
+
+    @admin.display(description="error details")
+    def error_details_view(self, job: AnalysisJob) -> SafeString:
+        return pretty_json(job.error_details)
+
+    @admin.display(description="summary")
+    def summary_view(self, job: AnalysisJob) -> SafeString:
+        return pretty_json(job.summary)
+
+    @admin.display(description="reachability results")
+    def results_view(self, job: AnalysisJob) -> SafeString:
+        return pretty_json(job.reachability_results)
+
+    @admin.display(description="execution profile")
+    def execution_profile_view(self, job: AnalysisJob) -> SafeString:
+        return pretty_json(job.execution_profile)
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._apply(request, queryset, jobs.cancel, "cancelled")
+
+    @admin.action(description="Retry selected jobs")
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._apply(request, queryset, jobs.retry, "requeued")
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet, operation, verb: str) -> None:
+        done, refused = 0, []
+        actor = f"admin:{request.user.get_username()}"
+        for job in queryset:
+            try:
+                operation(job, actor)
+            except VexxyException as error:
+                refused.append(f"{str(job.pk)[:8]}: {error.message}")
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{done} job(s) {verb}.", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.WARNING)
+
+
+@admin.register(VexDocument)
+class VexDocumentAdmin(admin.ModelAdmin):
+    list_display = ["id", "job", "statement_counts", "created_at"]
+    search_fields = ["id", "job__id", "job__image_ref"]
+    readonly_fields = ["id", "job", "statement_counts", "created_at", "document_view"]
+    exclude = ["document"]
+    list_select_related = ["job"]
+
+    @admin.display(description="document")
+    def document_view(self, vex: VexDocument) -> SafeString:
+        return pretty_json(vex.document)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    fields = ["name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = ["name", "prefix", "created_at", "last_used_at"]
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "monthly_analysis_quota", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [ApiKeyInline]
+
+
+class ApiKeyCreationForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["organization", "name", "expires_at"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "organization",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = ["organization", "revoked_at"]
+    search_fields = ["name", "prefix", "organization__slug"]
+    actions = ["revoke_keys"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any):
+        if obj is None:
+            kwargs["form"] = ApiKeyCreationForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return ["organization", "name", "expires_at"]
+        return [
+            "organization",
+            "name",
+            "prefix",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return []
+        return ["organization", "prefix", "created_at", "last_used_at"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        plaintext = fill_new_key(obj)
+        obj.save()
+        self.message_user(
+            request,
+            format_html("New API key (shown once, store it now): <code>{}</code>", plaintext),
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Revoke selected keys")
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"{count} key(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(MonthlyUsage)
+class MonthlyUsageAdmin(admin.ModelAdmin):
+    list_display = ["organization", "month", "analyses"]
+    list_filter = ["organization"]
+    readonly_fields = ["organization", "month", "analyses"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

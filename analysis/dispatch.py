@@ -1,0 +1,93 @@
+"""Publishing jobs to the workers without ever losing one.
+
+A job row is committed first; its task is published after the commit. A job
+whose publish failed (broker down) stays ``queued`` with no ``dispatched_at``
+and is published later by ``dispatch_pending_jobs``. Publishing claims the row
+first (a conditional UPDATE), so two dispatchers never publish the same job.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from .budget import task_time_limits
+from .models import AnalysisJob
+from .status import JobStatus
+
+logger = logging.getLogger("analysis.dispatch")
+
+
+def dispatch_on_commit(job_id: UUID) -> None:
+    transaction.on_commit(lambda: publish(job_id))
+
+
+PUBLISHED, NOT_PENDING, BROKER_DOWN = "published", "not_pending", "broker_down"
+
+
+def publish(job_id: UUID) -> str:
+    """Publish the job's task at most once; says whether it did, or why not."""
+    from .tasks import run_analysis
+
+    task_id = str(uuid.uuid4())
+    claimed = AnalysisJob.objects.filter(
+        pk=job_id, status=JobStatus.QUEUED, dispatched_at__isnull=True
+    ).update(dispatched_at=timezone.now(), celery_task_id=task_id)
+    if not claimed:
+        return NOT_PENDING
+    job = AnalysisJob.objects.only("config", "priority").get(pk=job_id)
+    soft, hard = task_time_limits(job.config["analysis_duration"])
+    try:
+        run_analysis.apply_async(
+            args=[str(job_id)],
+            task_id=task_id,
+            soft_time_limit=soft,
+            time_limit=hard,
+            priority=job.priority,
+        )
+    except Exception as exc:
+        # Unclaim so that dispatch_pending_jobs picks it up; the job itself is safe.
+        AnalysisJob.objects.filter(pk=job_id, celery_task_id=task_id).update(
+            dispatched_at=None, celery_task_id=""
+        )
+        logger.warning(
+            "Could not publish job %s; it stays queued for dispatch_pending_jobs",
+            job_id,
+            extra={"job_id": str(job_id), "error_type": type(exc).__name__},
+        )
+        return BROKER_DOWN
+    logger.info("Published job %s", job_id, extra={"job_id": str(job_id), "task_id": task_id})
+    return PUBLISHED
+
+
+def pending_jobs(grace_seconds: float = 10) -> list[UUID]:
+    """Queued jobs never published; the grace period leaves on_commit publishes alone."""
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    return list(
+        AnalysisJob.objects.filter(
+            status=JobStatus.QUEUED, dispatched_at__isnull=True, updated_at__lte=cutoff
+        )
+        .order_by("-priority", "created_at")
+        .values_list("pk", flat=True)
+    )
+
+
+def revoke(task_id: str) -> None:
+    """Best effort: the worker also checks the job's status before and during the run."""
+    if not task_id:
+        return
+    from vexxy.celery import app
+
+    try:
+        app.control.revoke(task_id)
+    except Exception as exc:
+        logger.warning(
+            "Could not revoke task %s",
+            task_id,
+            extra={"task_id": task_id, "error_type": type(exc).__name__},
+        )

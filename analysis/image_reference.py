@@ -1,0 +1,79 @@
+"""Container image references per the OCI distribution reference grammar.
+
+The expressions are those of distribution/reference (``regexp.go``); the
+normalisation (``nginx`` → ``docker.io/library/nginx``) is Docker's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_NAME_LENGTH = 255
+MAX_REFERENCE_LENGTH = 512
+
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
+_IPV6 = r"\[(?:[a-fA-F0-9:]+)\]"
+_DOMAIN = rf"(?:{_DOMAIN_NAME}|{_IPV6})(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+
+_REFERENCE = re.compile(
+    rf"(?P<name>(?:(?P<domain>{_DOMAIN})/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?"
+)
+SHA256_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
+
+DEFAULT_REGISTRY = "docker.io"
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def name(self) -> str:
+        """The last path component: ``nginx`` for ``docker.io/library/nginx``."""
+        return self.repository.rsplit("/", 1)[-1]
+
+    def pinned(self, digest: str) -> str:
+        """The reference that runs exactly ``digest``: ``registry/repository@digest``."""
+        return f"{self.registry}/{self.repository}@{digest}"
+
+
+class InvalidReference(ValueError):
+    pass
+
+
+def parse_image_reference(value: str) -> ImageReference:
+    if len(value) > MAX_REFERENCE_LENGTH:
+        raise InvalidReference(f"longer than {MAX_REFERENCE_LENGTH} characters")
+    match = _REFERENCE.fullmatch(value)
+    if match is None:
+        raise InvalidReference("not a valid image reference (registry/path:tag or @digest)")
+    if len(match["name"]) > MAX_NAME_LENGTH:
+        raise InvalidReference(f"repository name longer than {MAX_NAME_LENGTH} characters")
+    registry, repository = _split_domain(match["name"], match["domain"])
+    return ImageReference(registry, repository, match["tag"], match["digest"])
+
+
+def _split_domain(name: str, domain: str | None) -> tuple[str, str]:
+    # Docker reads the first component as a registry only if it looks like a host.
+    if domain and (
+        "." in domain or ":" in domain or domain == "localhost" or domain.startswith("[")
+    ):
+        registry, repository = domain, name[len(domain) + 1 :]
+    else:
+        registry, repository = DEFAULT_REGISTRY, name
+    if registry == DEFAULT_REGISTRY and "/" not in repository:
+        repository = f"library/{repository}"
+    if repository != repository.lower():
+        raise InvalidReference("repository names must be lowercase")
+    return registry, repository

@@ -1,0 +1,121 @@
+"""What can be done to a job: submit, cancel, retry, fail. Views and commands call these."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from reliability.correlation import get_request_id
+from reliability.error_mapping import to_vexxy_exception
+
+from . import quota
+from .availability import ensure_sandbox_available
+from .dispatch import dispatch_on_commit, revoke
+from .models import AnalysisJob, Organization
+from .status import RETRYABLE, JobStatus, transition
+
+logger = logging.getLogger("analysis.jobs")
+
+
+def submit(organization: Organization, data: dict[str, Any], submitted_by: str) -> AnalysisJob:
+    """Create a queued job from validated ``data`` and publish it after commit."""
+    ensure_sandbox_available()
+    with transaction.atomic():
+        quota.consume(organization)
+        job = AnalysisJob.objects.create(
+            organization=organization,
+            image_ref=data["image_ref"],
+            image_digest=data["image_digest"],
+            sbom_id=data.get("sbom_id") or "",
+            profile=data["profile"],
+            config=data["config"],
+            priority=data.get("priority", 5),
+            request_id=get_request_id() or "",
+            submitted_by=submitted_by,
+        )
+        dispatch_on_commit(job.pk)
+    logger.info(
+        "Job %s submitted for %s",
+        job.pk,
+        job.image_ref,
+        extra={"job_id": str(job.pk), "organization": organization.slug, "profile": job.profile},
+    )
+    return job
+
+
+def cancel(job: AnalysisJob, actor: str) -> AnalysisJob:
+    now = timezone.now()
+    transition(job, JobStatus.CANCELLED, cancelled_at=now, cancelled_by=actor, completed_at=now)
+    transaction.on_commit(lambda: revoke(job.celery_task_id))
+    logger.info(
+        "Job %s cancelled by %s", job.pk, actor, extra={"job_id": str(job.pk), "actor": actor}
+    )
+    return job
+
+
+def retry(job: AnalysisJob, actor: str) -> AnalysisJob:
+    """Requeue a failed or cancelled job; it does not count against the quota again."""
+    ensure_sandbox_available()
+    with transaction.atomic():
+        transition(
+            job,
+            JobStatus.QUEUED,
+            sources=RETRYABLE,
+            progress_percent=0,
+            current_phase="",
+            error_code="",
+            error_message="",
+            error_details={},
+            started_at=None,
+            completed_at=None,
+            cancelled_at=None,
+            cancelled_by="",
+            dispatched_at=None,
+            celery_task_id="",
+            heartbeat_at=None,
+            attempts=0,
+            request_id=get_request_id() or job.request_id,
+        )
+        dispatch_on_commit(job.pk)
+    logger.info(
+        "Job %s requeued by %s", job.pk, actor, extra={"job_id": str(job.pk), "actor": actor}
+    )
+    return job
+
+
+def fail(job: AnalysisJob, error: BaseException, phase: str = "") -> AnalysisJob:
+    """Record ``error`` on an active job; the message is the client-safe one."""
+    vexxy_error = to_vexxy_exception(error)
+    transition(
+        job,
+        JobStatus.FAILED,
+        completed_at=timezone.now(),
+        error_code=vexxy_error.error_code,
+        error_message=vexxy_error.message,
+        error_details=vexxy_error.details,
+        current_phase=phase or job.current_phase,
+    )
+    return job
+
+
+def claim(job: AnalysisJob, task_id: str) -> bool:
+    """queued → running for the task that was published for it; False if not ours to run."""
+    now = timezone.now()
+    claimed = AnalysisJob.objects.filter(
+        pk=job.pk, status=JobStatus.QUEUED, celery_task_id=task_id
+    ).update(
+        status=JobStatus.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        updated_at=now,
+        attempts=F("attempts") + 1,
+        current_phase="preflight",
+        progress_percent=0,
+    )
+    if claimed:
+        job.refresh_from_db()
+    return bool(claimed)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from analysis.dispatch import BROKER_DOWN, NOT_PENDING, PUBLISHED, pending_jobs, publish
+from reliability.commands import CorrelatedCommand
+
+
+class Command(CorrelatedCommand):
+    help = (
+        "Publish queued jobs that were never published (the broker was down at submit). "
+        "Safe to run at any time: a job is published at most once."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--dry-run", action="store_true", help="list, publish nothing")
+        parser.add_argument(
+            "--grace-seconds",
+            type=float,
+            default=10.0,
+            help="leave jobs updated more recently than this (default 10)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        pending = pending_jobs(options["grace_seconds"])
+        outcomes: dict[str, list] = {PUBLISHED: [], NOT_PENDING: [], BROKER_DOWN: []}
+        if not options["dry_run"]:
+            for job_id in pending:
+                outcomes[publish(job_id)].append(job_id)
+        published, failed = outcomes[PUBLISHED], outcomes[BROKER_DOWN]
+        summary = {
+            "pending": [str(j) for j in pending],
+            "published": [str(j) for j in published],
+            "failed": [str(j) for j in failed],
+            "dry_run": options["dry_run"],
+        }
+        verb = "would publish" if options["dry_run"] else "published"
+        count = len(pending) if options["dry_run"] else len(published)
+        lines = [f"{len(pending)} pending job(s); {verb} {count}"]
+        lines += [f"  {job_id}" for job_id in (pending if options["dry_run"] else published)]
+        if failed:
+            lines.append(f"{len(failed)} could not be published (broker unreachable?)")
+        self.emit(options, summary, "\n".join(lines))
+        if failed:
+            raise CommandError(f"{len(failed)} job(s) could not be published", returncode=1)

@@ -1,0 +1,181 @@
+"""Tenants, their API keys, analysis jobs and what the jobs produce."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from .status import ACTIVE, JobStatus
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=64, unique=True)
+    monthly_analysis_quota = models.PositiveIntegerField(
+        default=100, help_text="Analyses this organization may submit per calendar month (UTC)."
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class MonthlyUsage(models.Model):
+    """Analyses counted against an organization's quota for one month."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="usage")
+    month = models.DateField(help_text="First day of the month, UTC.")
+    analyses = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "month"], name="usage_once_per_month")
+        ]
+        ordering = ["-month"]
+
+    def __str__(self) -> str:
+        return f"{self.organization} {self.month:%Y-%m}: {self.analyses}"
+
+
+class ApiKey(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["organization", "name"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class JobQuerySet(models.QuerySet):
+    def for_organization(self, organization: Organization) -> JobQuerySet:
+        return self.filter(organization=organization)
+
+    def active(self) -> JobQuerySet:
+        return self.filter(status__in=ACTIVE)
+
+
+class AnalysisJob(models.Model):
+    class Profile(models.TextChoices):
+        MINIMAL = "minimal", "Minimal"
+        STANDARD = "standard", "Standard"
+        COMPREHENSIVE = "comprehensive", "Comprehensive"
+        CUSTOM = "custom", "Custom"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="jobs")
+    image_ref = models.CharField(max_length=512)
+    image_digest = models.CharField(max_length=71)
+    sbom_id = models.CharField(max_length=200, blank=True)
+    profile = models.CharField(max_length=16, choices=Profile.choices, default=Profile.STANDARD)
+    config = models.JSONField(default=dict, help_text="The normalized configuration.")
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    priority = models.SmallIntegerField(default=5)
+    progress_percent = models.PositiveSmallIntegerField(default=0)
+    current_phase = models.CharField(max_length=32, blank=True)
+
+    request_id = models.CharField(max_length=200, blank=True, help_text="Of the submission.")
+    submitted_by = models.CharField(max_length=200, blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the task was published; empty = dispatch pending."
+    )
+    sandbox_name = models.CharField(max_length=63, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.CharField(max_length=200, blank=True)
+
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    error_details = models.JSONField(default=dict, blank=True)
+
+    reachability_results = models.JSONField(null=True, blank=True)
+    summary = models.JSONField(null=True, blank=True)
+    execution_profile = models.JSONField(null=True, blank=True)
+    generated_vex_id = models.UUIDField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="job_org_created"),
+            models.Index(fields=["organization", "status", "-created_at"], name="job_org_status"),
+            models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat"),
+            models.Index(fields=["status", "dispatched_at"], name="job_dispatch"),
+            models.Index(fields=["image_digest"], name="job_digest"),
+            models.Index(fields=["request_id"], name="job_request_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.image_ref} [{self.status}]"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if not self.started_at:
+            return None
+        return ((self.completed_at or timezone.now()) - self.started_at).total_seconds()
+
+
+class AnalysisEvidence(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.ForeignKey(AnalysisJob, on_delete=models.CASCADE, related_name="evidence")
+    evidence_type = models.CharField(max_length=64)
+    data = models.JSONField()
+    size_bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    description = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name_plural = "analysis evidence"
+        indexes = [models.Index(fields=["job", "created_at"], name="evidence_job_created")]
+
+    def __str__(self) -> str:
+        return f"{self.evidence_type} ({self.size_bytes} bytes)"
+
+
+class VexDocument(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.ForeignKey(AnalysisJob, on_delete=models.CASCADE, related_name="vex_documents")
+    document = models.JSONField()
+    statement_counts = models.JSONField(default=dict, help_text="Statements by status.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "VEX document"
+
+    def __str__(self) -> str:
+        return str(self.id)

@@ -1,0 +1,54 @@
+"""OpenAPI pieces: the error envelope as a schema component, documented on every operation."""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+ErrorEnvelope = inline_serializer(
+    name="ErrorEnvelope",
+    fields={
+        "error": serializers.CharField(help_text="Machine-readable code, e.g. RESOURCE_NOT_FOUND."),
+        "message": serializers.CharField(help_text="Human-readable explanation."),
+        "details": serializers.DictField(help_text="Code-specific context; see the README."),
+        "timestamp": serializers.DateTimeField(help_text="UTC, ISO 8601 with Z."),
+        "request_id": serializers.CharField(help_text="Equals the X-Request-ID header."),
+    },
+)
+
+_DESCRIPTIONS = {
+    400: "VALIDATION_ERROR (details.errors names each field), MALFORMED_REQUEST, INVALID_HOST",
+    401: "UNAUTHORIZED: missing, invalid, revoked or expired API key",
+    404: "RESOURCE_NOT_FOUND: unknown, or owned by another organization",
+    405: "METHOD_NOT_ALLOWED",
+    409: "INVALID_JOB_STATE: the job's status does not allow this",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "QUOTA_EXCEEDED or RATE_LIMITED, with Retry-After",
+    500: "INTERNAL_ERROR or DATABASE_ERROR; the log holds the detail under the request ID",
+    503: "SERVICE_UNAVAILABLE (names the missing dependency) or DATABASE_ERROR, with Retry-After",
+}
+
+COMMON = (401, 429, 500, 503)
+
+
+def errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    """Envelope responses for ``statuses`` plus those every operation can return."""
+    return {
+        status: OpenApiResponse(ErrorEnvelope, description=_DESCRIPTIONS[status])
+        for status in sorted({*statuses, *COMMON})
+    }
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "analysis.authentication.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema: object) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key <key>`; the `X-API-Key: <key>` header works too.",
+        }

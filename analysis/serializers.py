@@ -1,0 +1,251 @@
+"""Request validation and response shapes of the analysis API."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rest_framework import serializers
+
+from .budget import MAX_ANALYSIS_SECONDS, MIN_ANALYSIS_SECONDS, estimated_duration_minutes
+from .image_reference import SHA256_DIGEST, InvalidReference, parse_image_reference
+from .models import AnalysisEvidence, AnalysisJob
+from .profiles import DEFAULT_PROFILE, normalize_config
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_PORTS = 32
+MAX_ENV_VARS = 64
+MAX_ENV_VALUE = 4096
+MAX_ENV_TOTAL = 32 * 1024
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects keys it does not know: a field the client thinks was applied must not vanish."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        key: [serializers.ErrorDetail("Unknown field.", code="unknown_field")]
+                        for key in unknown
+                    }
+                )
+        return super().to_internal_value(data)
+
+
+class AnalysisConfigSerializer(StrictSerializer):
+    """Every key optional: what is given overrides the profile's preset."""
+
+    analysis_duration = serializers.IntegerField(
+        required=False, min_value=MIN_ANALYSIS_SECONDS, max_value=MAX_ANALYSIS_SECONDS
+    )
+    test_timeout = serializers.IntegerField(
+        required=False, min_value=MIN_ANALYSIS_SECONDS, max_value=MAX_ANALYSIS_SECONDS
+    )
+    enable_fuzzing = serializers.BooleanField(required=False)
+    enable_profiling = serializers.BooleanField(required=False)
+    enable_pentesting = serializers.BooleanField(required=False)
+    enable_code_coverage = serializers.BooleanField(required=False)
+    health_check_timeout = serializers.IntegerField(required=False, min_value=5, max_value=600)
+    health_check_path = serializers.CharField(
+        required=False, allow_null=True, max_length=1024, trim_whitespace=False
+    )
+    ports = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=65535),
+        required=False,
+        max_length=MAX_PORTS,
+    )
+    environment = serializers.DictField(
+        child=serializers.CharField(
+            allow_blank=True, max_length=MAX_ENV_VALUE, trim_whitespace=False
+        ),
+        required=False,
+    )
+    allow_egress = serializers.BooleanField(required=False)
+
+    def validate_health_check_path(self, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise serializers.ValidationError("Must start with '/'.", code="invalid")
+        return value
+
+    def validate_ports(self, value: list[int]) -> list[int]:
+        duplicates = sorted({port for port in value if value.count(port) > 1})
+        if duplicates:
+            raise serializers.ValidationError(
+                f"Ports must be unique; repeated: {', '.join(map(str, duplicates))}.",
+                code="unique",
+            )
+        return value
+
+    def validate_environment(self, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_ENV_VARS:
+            raise serializers.ValidationError(
+                f"At most {MAX_ENV_VARS} variables.", code="max_length"
+            )
+        bad = sorted(name for name in value if not ENV_NAME.fullmatch(name))
+        if bad:
+            # Names only: values may be secrets and never appear in errors or logs.
+            raise serializers.ValidationError(
+                f"Invalid variable names (use [A-Za-z_][A-Za-z0-9_]*): {', '.join(bad)}.",
+                code="invalid_name",
+            )
+        if sum(len(k) + len(v) for k, v in value.items()) > MAX_ENV_TOTAL:
+            raise serializers.ValidationError(
+                f"Environment larger than {MAX_ENV_TOTAL} characters.", code="max_length"
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        duration, timeout = attrs.get("analysis_duration"), attrs.get("test_timeout")
+        if duration is not None and timeout is not None and duration != timeout:
+            raise serializers.ValidationError(
+                {
+                    "test_timeout": serializers.ErrorDetail(
+                        "test_timeout is the old name of analysis_duration: give one, "
+                        "or equal values.",
+                        code="mismatch",
+                    )
+                }
+            )
+        return attrs
+
+
+class SubmitSerializer(StrictSerializer):
+    image_ref = serializers.CharField(max_length=512)
+    image_digest = serializers.CharField(max_length=71)
+    profile = serializers.ChoiceField(choices=AnalysisJob.Profile.choices, default=DEFAULT_PROFILE)
+    config = AnalysisConfigSerializer(required=False)
+    sbom_id = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, allow_null=True
+    )
+    priority = serializers.IntegerField(required=False, min_value=0, max_value=10, default=5)
+
+    def validate_image_ref(self, value: str) -> str:
+        try:
+            parse_image_reference(value)
+        except InvalidReference as error:
+            raise serializers.ValidationError(str(error), code="invalid_reference") from None
+        return value
+
+    def validate_image_digest(self, value: str) -> str:
+        if not SHA256_DIGEST.fullmatch(value):
+            raise serializers.ValidationError(
+                "Must be 'sha256:' followed by 64 lowercase hexadecimal characters.",
+                code="invalid_digest",
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        pinned = parse_image_reference(attrs["image_ref"]).digest
+        if pinned and pinned != attrs["image_digest"]:
+            raise serializers.ValidationError(
+                {
+                    "image_ref": serializers.ErrorDetail(
+                        "The reference's digest differs from image_digest.", code="digest_mismatch"
+                    )
+                }
+            )
+        attrs["config"] = normalize_config(attrs["profile"], attrs.get("config") or {})
+        attrs["sbom_id"] = attrs.get("sbom_id") or ""
+        return attrs
+
+
+class SubmitResponseSerializer(serializers.ModelSerializer):
+    job_id = serializers.UUIDField(source="id")
+    estimated_duration_minutes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AnalysisJob
+        fields = [
+            "job_id",
+            "status",
+            "image_ref",
+            "image_digest",
+            "profile",
+            "config",
+            "estimated_duration_minutes",
+            "created_at",
+        ]
+
+    def get_estimated_duration_minutes(self, job: AnalysisJob) -> int:
+        return estimated_duration_minutes(job.config["analysis_duration"])
+
+
+class JobStatusSerializer(serializers.ModelSerializer):
+    job_id = serializers.UUIDField(source="id")
+
+    class Meta:
+        model = AnalysisJob
+        fields = [
+            "job_id",
+            "status",
+            "progress_percent",
+            "current_phase",
+            "attempts",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "cancelled_at",
+            "error_code",
+            "error_message",
+        ]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    job_id = serializers.UUIDField(source="id")
+
+    class Meta:
+        model = AnalysisJob
+        fields = [
+            "job_id",
+            "status",
+            "image_ref",
+            "image_digest",
+            "sbom_id",
+            "profile",
+            "config",
+            "priority",
+            "progress_percent",
+            "current_phase",
+            "request_id",
+            "attempts",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "cancelled_at",
+            "cancelled_by",
+            "error_code",
+            "error_message",
+            "error_details",
+            "generated_vex_id",
+        ]
+
+
+class JobResultsSerializer(serializers.ModelSerializer):
+    job_id = serializers.UUIDField(source="id")
+
+    class Meta:
+        model = AnalysisJob
+        fields = [
+            "job_id",
+            "status",
+            "image_ref",
+            "image_digest",
+            "reachability_results",
+            "summary",
+            "execution_profile",
+            "generated_vex_id",
+            "created_at",
+            "started_at",
+            "completed_at",
+        ]
+
+
+class EvidenceSerializer(serializers.ModelSerializer):
+    type = serializers.CharField(source="evidence_type")
+
+    class Meta:
+        model = AnalysisEvidence
+        fields = ["id", "type", "description", "size_bytes", "sha256", "created_at"]

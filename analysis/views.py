@@ -1,0 +1,190 @@
+"""The analysis API. Every lookup is scoped to the caller's organization."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from reliability.exceptions import InvalidJobStateError, JobNotFoundError, ResourceNotFoundError
+
+from . import jobs
+from .filters import JobListFilters
+from .models import AnalysisJob, Organization, VexDocument
+from .openapi import errors
+from .serializers import (
+    EvidenceSerializer,
+    JobResultsSerializer,
+    JobSerializer,
+    JobStatusSerializer,
+    SubmitResponseSerializer,
+    SubmitSerializer,
+)
+from .status import JobStatus
+
+
+class OrganizationScoped:
+    request: Request
+
+    @property
+    def organization(self) -> Organization:
+        return self.request.user.organization
+
+    @property
+    def actor(self) -> str:
+        return str(self.request.user)
+
+    def get_job(self, job_id: str) -> AnalysisJob:
+        job = (
+            AnalysisJob.objects.for_organization(self.organization)
+            .filter(pk=_uuid_or_none(job_id))
+            .first()
+        )
+        if job is None:
+            raise JobNotFoundError(job_id)
+        return job
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+class SubmitView(OrganizationScoped, APIView):
+    @extend_schema(
+        operation_id="analysis_submit",
+        request=SubmitSerializer,
+        responses={201: SubmitResponseSerializer, **errors(400, 413, 415)},
+        summary="Submit an image for runtime reachability analysis",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = SubmitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = jobs.submit(self.organization, serializer.validated_data, self.actor)
+        return Response(SubmitResponseSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class JobCursorPagination(CursorPagination):
+    ordering = "-created_at"
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class JobListView(OrganizationScoped, generics.ListAPIView):
+    serializer_class = JobSerializer
+    pagination_class = JobCursorPagination
+
+    def get_queryset(self):
+        filters = JobListFilters(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return filters.apply(AnalysisJob.objects.for_organization(self.organization))
+
+    @extend_schema(
+        operation_id="analysis_list",
+        parameters=[JobListFilters],
+        responses={200: JobSerializer(many=True), **errors(400)},
+        summary="List the organization's jobs, newest first (cursor-paginated)",
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class JobDetailView(OrganizationScoped, APIView):
+    @extend_schema(
+        operation_id="analysis_retrieve",
+        responses={200: JobSerializer, **errors(404)},
+        summary="One job",
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(JobSerializer(self.get_job(job_id)).data)
+
+    @extend_schema(
+        operation_id="analysis_cancel",
+        responses={200: JobStatusSerializer, **errors(404, 409)},
+        summary="Cancel a queued or running job",
+    )
+    def delete(self, request: Request, job_id: str) -> Response:
+        job = jobs.cancel(self.get_job(job_id), self.actor)
+        return Response(JobStatusSerializer(job).data)
+
+
+class JobStatusView(OrganizationScoped, APIView):
+    @extend_schema(
+        operation_id="analysis_status",
+        responses={200: JobStatusSerializer, **errors(404)},
+        summary="Progress of a job",
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(JobStatusSerializer(self.get_job(job_id)).data)
+
+
+class JobResultsView(OrganizationScoped, APIView):
+    @extend_schema(
+        operation_id="analysis_results",
+        responses={200: JobResultsSerializer, **errors(404, 409)},
+        summary="Reachability results of a complete job",
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        if job.status != JobStatus.COMPLETE:
+            raise InvalidJobStateError(job.pk, job.status, JobStatus.COMPLETE.value)
+        return Response(JobResultsSerializer(job).data)
+
+
+class JobRetryView(OrganizationScoped, APIView):
+    @extend_schema(
+        operation_id="analysis_retry",
+        request=None,
+        responses={202: JobStatusSerializer, **errors(404, 409)},
+        summary="Requeue a failed or cancelled job",
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = jobs.retry(self.get_job(job_id), self.actor)
+        return Response(JobStatusSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobEvidenceView(OrganizationScoped, APIView):
+    @extend_schema(
+        operation_id="analysis_evidence",
+        responses={200: EvidenceSerializer(many=True), **errors(404)},
+        summary="Evidence collected for a job (metadata; the data is in the admin)",
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        return Response(EvidenceSerializer(job.evidence.all(), many=True).data)
+
+
+class VexDocumentView(OrganizationScoped, APIView):
+    @extend_schema(
+        operation_id="vex_retrieve",
+        parameters=[
+            OpenApiParameter(
+                "download", OpenApiTypes.BOOL, description="Send as an attachment (vex-<id>.json)."
+            )
+        ],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenVEX v0.2.0"),
+            **errors(404),
+        },
+        summary="The OpenVEX document generated by a job",
+    )
+    def get(self, request: Request, vex_id: str) -> Response | HttpResponse:
+        document = VexDocument.objects.filter(
+            pk=_uuid_or_none(vex_id), job__organization=self.organization
+        ).first()
+        if document is None:
+            raise ResourceNotFoundError("VEX document", vex_id)
+        response = Response(document.document)
+        if request.query_params.get("download", "").lower() in ("1", "true", "yes"):
+            response["Content-Disposition"] = f'attachment; filename="vex-{document.pk}.json"'
+        return response
