@@ -6,7 +6,9 @@ writes readable text. Both carry the correlation ID of the current context.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +42,7 @@ class JsonLineFormatter(JsonFormatter):
             "rename_fields", {"asctime": "timestamp", "levelname": "level", "name": "logger"}
         )
         kwargs.setdefault("json_default", _safe_default)
+        kwargs.setdefault("json_serializer", _safe_dumps)
         super().__init__(*args, **kwargs)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
@@ -51,6 +54,29 @@ def _safe_default(value: Any) -> Any:
         return str(value)
     except Exception:  # a broken __str__ must not lose the log line
         return f"<unserialisable {type(value).__name__}>"
+
+
+def _safe_dumps(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that yields strict JSON for any ``extra``: odd keys and NaN included."""
+    kwargs["allow_nan"] = False
+    try:
+        return json.dumps(value, **kwargs)
+    except (TypeError, ValueError):
+        return json.dumps(_plain(value), **kwargs)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key if isinstance(key, str | int | bool) or key is None else _safe_default(key):
+            _plain(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def build_logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:

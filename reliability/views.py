@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from .correlation import get_request_id
-from .envelope import render_error
+from .envelope import error_response, render_error
 from .exceptions import ForbiddenError, ServiceUnavailableError, utc_timestamp
 from .health import HealthReport, run_checks
 
@@ -66,5 +66,5 @@ def livez(request: HttpRequest) -> JsonResponse:
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     if request.path.startswith(tuple(settings.ERROR_ENVELOPE_PATHS)):
-        return render_error(request, ForbiddenError(f"CSRF verification failed: {reason}"))
+        return error_response(request, ForbiddenError(f"CSRF verification failed: {reason}"))
     return django_csrf_failure(request, reason)

@@ -183,7 +183,8 @@ def assert_envelope(response, status: int, code: str, details=None) -> dict:
     assert body["error"] == code
     assert body["request_id"] == response["X-Request-ID"]
     assert body["timestamp"].endswith("Z")
-    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["message"], str)
+    assert body["message"]
     if details is not None:
         assert body["details"] == details
     return body

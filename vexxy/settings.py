@@ -177,6 +177,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "reliability.handlers.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "reliability.negotiation.ProblemJsonAwareNegotiation",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
