@@ -21,6 +21,8 @@ from .exceptions import VexxyException
 logger = logging.getLogger("reliability.errors")
 
 PROBLEM_JSON = "application/problem+json"
+# Every 429 and 503 tells the client when to come back, even if the error did not say.
+DEFAULT_RETRY_AFTER = {429: 1, 503: 30}
 ENVELOPE_MARK = "vexxy_envelope"
 
 
@@ -48,8 +50,11 @@ def render_error(
     )
     for name, value in error.headers.items():
         response[name] = value
-    if error.retry_after is not None:
-        response["Retry-After"] = str(max(0, math.ceil(error.retry_after)))
+    retry_after = error.retry_after
+    if retry_after is None:
+        retry_after = DEFAULT_RETRY_AFTER.get(error.status_code)
+    if retry_after is not None:
+        response["Retry-After"] = str(max(0, math.ceil(retry_after)))
     setattr(response, ENVELOPE_MARK, True)
     # Django logs every >=400 response again unless told it already was.
     response._has_been_logged = True  # type: ignore[attr-defined]

@@ -145,7 +145,7 @@ class UnauthorizedError(VexxyException):
     default_message = "Authentication credentials were missing or invalid."
 
     def __init__(self, message: str | None = None, *, auth_scheme: str = "Api-Key", **kwargs: Any):
-        headers = kwargs.pop("headers", None) or {}
+        headers = dict(kwargs.pop("headers", None) or {})
         headers.setdefault("WWW-Authenticate", f'{auth_scheme} realm="api"')
         super().__init__(message, headers=headers, **kwargs)
 

@@ -129,7 +129,7 @@ if _cache_url:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "BACKEND": "reliability.cache.AtomicDatabaseCache",
             "LOCATION": "vexxy_cache",
         }
     }
