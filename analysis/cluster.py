@@ -14,6 +14,7 @@ from pathlib import Path
 import urllib3
 from django.conf import settings
 from kubernetes import client, config
+from kubernetes.config.config_exception import ConfigException
 
 _lock = threading.Lock()
 _api_client: client.ApiClient | None = None
@@ -24,7 +25,12 @@ def load_configuration() -> client.Configuration:
     if settings.K8S_IN_CLUSTER:
         config.load_incluster_config(client_configuration=configuration)
     else:
-        config.load_kube_config(config_file=_kubeconfig_path(), client_configuration=configuration)
+        # persist_config=False: refreshed tokens are never written back to the operator's file.
+        config.load_kube_config(
+            config_file=_kubeconfig_path(),
+            client_configuration=configuration,
+            persist_config=False,
+        )
     configuration.retries = urllib3.Retry(
         total=0, redirect=0, respect_retry_after_header=False, raise_on_status=False
     )
@@ -51,5 +57,7 @@ def reset_client() -> None:
 
 def _kubeconfig_path() -> str:
     candidates = [p for p in settings.KUBECONFIG.split(os.pathsep) if p]
+    if not candidates:
+        raise ConfigException("KUBECONFIG is empty")
     existing = [p for p in candidates if Path(p).expanduser().is_file()]
     return str(Path((existing or candidates)[0]).expanduser())

@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 
 from analysis.cluster import reset_client
+from tests.kube import running_kube_api
 from tests.processes import start_process
 from vexxy.celery import app as celery_app
 
@@ -188,3 +189,17 @@ def assert_envelope(response, status: int, code: str, details=None) -> dict:
     if details is not None:
         assert body["details"] == details
     return body
+
+
+@pytest.fixture
+def kube_api(settings, tmp_path):
+    """A Kubernetes API double over real HTTP; settings point the service at it."""
+    with running_kube_api(settings, tmp_path) as kube:
+        yield kube
+
+
+@pytest.fixture
+def sandbox_ready(kube_api, clean_cache):
+    """A reachable cluster with Kubescape installed: submissions are accepted."""
+    kube_api.with_kubescape(available=True)
+    return kube_api

@@ -1,0 +1,112 @@
+"""Nothing accepted is lost: a job whose publish failed waits, and is published exactly once."""
+
+from __future__ import annotations
+
+import json
+import logging
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from analysis.dispatch import BROKER_DOWN, NOT_PENDING, PUBLISHED, publish
+from analysis.models import AnalysisJob
+from tests.conftest import free_port
+from vexxy.celery import app as celery_app
+
+SUBMIT = "/api/v1/analysis/submit"
+VALID = {"image_ref": "nginx:1.27", "image_digest": "sha256:" + "d" * 64}
+
+
+def _forget_connections() -> None:
+    # Celery caches its connection and producer pools per app; drop them so the
+    # next publish connects to whatever broker_url now says.
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def broker_down():
+    """Publishing goes to a Redis port where nothing listens."""
+    conf = celery_app.conf
+    saved = (conf.broker_url, conf.broker_transport_options, conf.task_always_eager)
+    conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    conf.broker_transport_options = {"socket_connect_timeout": 1}
+    conf.task_always_eager = False
+    _forget_connections()
+    yield
+    conf.broker_url, conf.broker_transport_options, conf.task_always_eager = saved
+    _forget_connections()
+
+
+def dispatch(*args: str, fails: bool = False) -> dict:
+    """Run the command; its JSON report. ``fails``: it must exit 1 (a job was not published)."""
+    out = StringIO()
+    command = ("dispatch_pending_jobs", "--grace-seconds", "0", "--json", *args)
+    if fails:
+        with pytest.raises(CommandError) as raised:
+            call_command(*command, stdout=out)
+        assert raised.value.returncode == 1
+    else:
+        call_command(*command, stdout=out)
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("sandbox_ready")
+def test_broker_down_at_submit_then_dispatched_once(
+    api, broker_down, django_capture_on_commit_callbacks, caplog
+):
+    with caplog.at_level(logging.WARNING, "analysis.dispatch"), \
+            django_capture_on_commit_callbacks(execute=True):
+        response = api.post(SUBMIT, VALID, format="json")
+    assert response.status_code == 201
+    job = AnalysisJob.objects.get(pk=response.json()["job_id"])
+    assert (job.status, job.dispatched_at, job.celery_task_id) == ("queued", None, "")
+    assert "stays queued for dispatch_pending_jobs" in caplog.text
+
+    assert dispatch(fails=True)["failed"] == [str(job.pk)]  # still down: reported, kept
+    job.refresh_from_db()
+    assert job.dispatched_at is None
+
+
+@pytest.mark.django_db
+def test_dispatch_publishes_pending_jobs_exactly_once(organization):
+    job = AnalysisJob.objects.create(organization=organization, image_ref="nginx:1.27",
+                                     image_digest=VALID["image_digest"],
+                                     config={"analysis_duration": 120})
+    assert dispatch("--dry-run") == {"pending": [str(job.pk)], "published": [], "failed": [],
+                                     "dry_run": True, "request_id": dispatch_request_id()}
+    job.refresh_from_db()
+    assert job.dispatched_at is None
+
+    report = dispatch()
+    assert report["published"] == [str(job.pk)]
+    job.refresh_from_db()
+    assert job.dispatched_at is not None
+    assert job.celery_task_id
+    assert job.attempts == 1  # the (eager) task claimed it
+
+    assert dispatch()["pending"] == []
+    assert publish(job.pk) == NOT_PENDING
+
+
+def dispatch_request_id() -> object:
+    class AnyId(str):
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, str) and len(other) == 36
+
+        __hash__ = str.__hash__
+
+    return AnyId()
+
+
+@pytest.mark.django_db
+def test_publish_reports_a_broker_outage(organization, broker_down):
+    job = AnalysisJob.objects.create(organization=organization, image_ref="nginx:1.27",
+                                     image_digest=VALID["image_digest"],
+                                     config={"analysis_duration": 120})
+    assert publish(job.pk) == BROKER_DOWN
+    job.refresh_from_db()
+    assert (job.dispatched_at, job.celery_task_id) == (None, "")
+    assert PUBLISHED == "published"
