@@ -86,8 +86,13 @@ class AnalysisJob(models.Model):
         COMPREHENSIVE = "comprehensive", "Comprehensive"
         CUSTOM = "custom", "Custom"
 
+    class Origin(models.TextChoices):
+        SANDBOX = "sandbox", "Sandbox run"
+        IMPORT = "import", "Imported Kubescape results"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="jobs")
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.SANDBOX)
     image_ref = models.CharField(max_length=512)
     image_digest = models.CharField(max_length=71)
     sbom_id = models.CharField(max_length=200, blank=True)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import yaml
+from django.core.files.uploadedfile import UploadedFile
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .budget import MAX_ANALYSIS_SECONDS, MIN_ANALYSIS_SECONDS, estimated_duration_minutes
@@ -12,6 +16,7 @@ from .image_reference import SHA256_DIGEST, InvalidReference, parse_image_refere
 from .models import AnalysisEvidence, AnalysisJob
 from .profiles import DEFAULT_PROFILE, normalize_config
 
+YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_PORTS = 32
 MAX_ENV_VARS = 64
@@ -112,15 +117,9 @@ class AnalysisConfigSerializer(StrictSerializer):
         return attrs
 
 
-class SubmitSerializer(StrictSerializer):
+class ImageSerializer(StrictSerializer):
     image_ref = serializers.CharField(max_length=512)
     image_digest = serializers.CharField(max_length=71)
-    profile = serializers.ChoiceField(choices=AnalysisJob.Profile.choices, default=DEFAULT_PROFILE)
-    config = AnalysisConfigSerializer(required=False)
-    sbom_id = serializers.CharField(
-        max_length=200, required=False, allow_blank=True, allow_null=True
-    )
-    priority = serializers.IntegerField(required=False, min_value=0, max_value=10, default=5)
 
     def validate_image_ref(self, value: str) -> str:
         try:
@@ -141,15 +140,74 @@ class SubmitSerializer(StrictSerializer):
         pinned = parse_image_reference(attrs["image_ref"]).digest
         if pinned and pinned != attrs["image_digest"]:
             raise serializers.ValidationError(
-                {
-                    "image_ref": serializers.ErrorDetail(
-                        "The reference's digest differs from image_digest.", code="digest_mismatch"
-                    )
-                }
+                {"image_ref": serializers.ErrorDetail(
+                    "The reference's digest differs from image_digest.", code="digest_mismatch")}
             )
+        return attrs
+
+
+class SubmitSerializer(ImageSerializer):
+    profile = serializers.ChoiceField(choices=AnalysisJob.Profile.choices, default=DEFAULT_PROFILE)
+    config = AnalysisConfigSerializer(required=False)
+    sbom_id = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                    allow_null=True)
+    priority = serializers.IntegerField(required=False, min_value=0, max_value=10, default=5)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
         attrs["config"] = normalize_config(attrs["profile"], attrs.get("config") or {})
         attrs["sbom_id"] = attrs.get("sbom_id") or ""
         return attrs
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class KubescapeDocumentField(serializers.Field):
+    """A Kubescape object: JSON in a JSON body, or an uploaded JSON/YAML file in multipart."""
+
+    default_error_messages = {
+        "invalid": "Expected a JSON object or an uploaded JSON/YAML file.",
+        "unparsable": "The file is not valid JSON or YAML: {error}",
+        "not_object": "Expected a JSON object at the top level.",
+    }
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict):
+            return data
+        if isinstance(data, UploadedFile):
+            data = data.read()
+        if not isinstance(data, str | bytes):
+            self.fail("invalid")
+        try:
+            parsed = yaml.load(data, Loader=YamlLoader)  # noqa: S506 - a safe loader
+        except yaml.YAMLError as error:
+            self.fail("unparsable", error=str(error).splitlines()[0])
+        if not isinstance(parsed, dict):
+            self.fail("not_object")
+        return parsed
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ImportSerializer(ImageSerializer):
+    full_manifest = KubescapeDocumentField(
+        help_text="The image's VulnerabilityManifest (context non-filtered).")
+    relevant_manifest = KubescapeDocumentField(
+        help_text="The container's relevant VulnerabilityManifest (context filtered).")
+    kubescape_vex = KubescapeDocumentField(required=False)
+    filtered_sbom = KubescapeDocumentField(required=False)
+    completion = serializers.ChoiceField(
+        choices=["complete", "partial"], default="complete",
+        help_text="The runtime profile's kubescape.io/completion; partial lowers confidence.")
+
+
+class ImportResponseSerializer(serializers.ModelSerializer):
+    job_id = serializers.UUIDField(source="id")
+
+    class Meta:
+        model = AnalysisJob
+        fields = ["job_id", "status", "origin", "image_ref", "image_digest", "summary",
+                  "generated_vex_id", "created_at", "completed_at"]
 
 
 class SubmitResponseSerializer(serializers.ModelSerializer):

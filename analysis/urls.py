@@ -4,6 +4,7 @@ from . import views
 
 urlpatterns = [
     path("analysis/submit", views.SubmitView.as_view(), name="analysis-submit"),
+    path("analysis/import", views.ImportView.as_view(), name="analysis-import"),
     path("analysis", views.JobListView.as_view(), name="analysis-list"),
     path("analysis/<str:job_id>", views.JobDetailView.as_view(), name="analysis-detail"),
     path("analysis/<str:job_id>/status", views.JobStatusView.as_view(), name="analysis-status"),

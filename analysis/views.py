@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,10 +18,14 @@ from reliability.exceptions import InvalidJobStateError, JobNotFoundError, Resou
 
 from . import jobs
 from .filters import JobListFilters
+from .imports import import_results
 from .models import AnalysisJob, Organization, VexDocument
 from .openapi import errors
+from .results import Evidence
 from .serializers import (
     EvidenceSerializer,
+    ImportResponseSerializer,
+    ImportSerializer,
     JobResultsSerializer,
     JobSerializer,
     JobStatusSerializer,
@@ -71,6 +76,28 @@ class SubmitView(OrganizationScoped, APIView):
         serializer.is_valid(raise_exception=True)
         job = jobs.submit(self.organization, serializer.validated_data, self.actor)
         return Response(SubmitResponseSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class ImportView(OrganizationScoped, APIView):
+    parser_classes = [JSONParser, MultiPartParser]
+
+    @extend_schema(
+        operation_id="analysis_import",
+        request={"application/json": ImportSerializer, "multipart/form-data": ImportSerializer},
+        responses={201: ImportResponseSerializer, **errors(400, 413, 415)},
+        summary="Build results and VEX from Kubescape objects you already have (no cluster)",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = import_results(
+            self.organization, data["image_ref"], data["image_digest"],
+            Evidence(data["full_manifest"], data["relevant_manifest"],
+                     data.get("kubescape_vex"), data.get("filtered_sbom")),
+            completion=data["completion"], submitted_by=self.actor,
+        )
+        return Response(ImportResponseSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
 class JobCursorPagination(CursorPagination):

@@ -20,6 +20,7 @@ from rest_framework import exceptions as drf
 from rest_framework.settings import api_settings
 
 from . import exceptions as ours
+from .limits import body_limit
 
 
 def to_vexxy_exception(
@@ -64,7 +65,7 @@ def _from_django(exc: BaseException, request: HttpRequest | None) -> ours.VexxyE
     if isinstance(exc, django_exceptions.PermissionDenied):
         return ours.ForbiddenError()
     if isinstance(exc, django_exceptions.RequestDataTooBig):
-        return ours.PayloadTooLargeError(_body_limit())
+        return ours.PayloadTooLargeError(_body_limit(request))
     if isinstance(exc, django_exceptions.DisallowedHost):
         return ours.InvalidHostError()
     if isinstance(exc, django_exceptions.SuspiciousOperation | django_exceptions.BadRequest):
@@ -101,7 +102,7 @@ def from_status(
     if status == 405:
         return ours.MethodNotAllowedError(_method(request))
     if status == 413:
-        return ours.PayloadTooLargeError(_body_limit())
+        return ours.PayloadTooLargeError(_body_limit(request))
     if status == 415:
         return ours.UnsupportedMediaTypeError(_content_type(request))
     if status == 429:
@@ -158,5 +159,5 @@ def _db_operation(request: HttpRequest | None) -> str:
     return "read" if request is not None and request.method in ("GET", "HEAD") else "write"
 
 
-def _body_limit() -> int | None:
-    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+def _body_limit(request: HttpRequest | None) -> int | None:
+    return body_limit(request.path) if request is not None else settings.DATA_UPLOAD_MAX_MEMORY_SIZE

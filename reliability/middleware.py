@@ -16,6 +16,7 @@ from .client_ip import client_ip, parse_networks
 from .envelope import error_response, is_envelope, log_error, render_error
 from .error_mapping import from_status
 from .exceptions import BadRequestError, PayloadTooLargeError
+from .limits import body_limit
 from .redaction import redact_mapping
 
 request_logger = logging.getLogger("reliability.requests")
@@ -122,7 +123,7 @@ class ErrorEnvelopeMiddleware:
             length = int(declared)
         except ValueError:
             return error_response(request, BadRequestError("Content-Length is not a number."))
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = body_limit(request.path)
         if limit is not None and length > limit:
             return error_response(
                 request,

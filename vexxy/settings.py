@@ -281,5 +281,9 @@ SANDBOX_UNAVAILABLE_RETRY_AFTER = 300
 
 # Deploy + readiness + Kubescape's scan, on top of a job's observation time.
 ANALYSIS_SETUP_ALLOWANCE_SECONDS = env.int("ANALYSIS_SETUP_ALLOWANCE_SECONDS", default=600)
+VEX_AUTHOR = env("VEX_AUTHOR", default="VEXxy Premium Service")
+VEX_DOCUMENT_ID_BASE = env("VEX_DOCUMENT_ID_BASE", default="https://vexxy.dev/vex")
+MAX_IMPORT_BODY_BYTES = env.int("MAX_IMPORT_BODY_BYTES", default=50 * 1024 * 1024)
+BODY_SIZE_LIMITS = {"/api/v1/analysis/import": MAX_IMPORT_BODY_BYTES}
 # Room between the job's budget, the worker's soft limit and its hard limit.
 ANALYSIS_CLEANUP_ALLOWANCE_SECONDS = env.int("ANALYSIS_CLEANUP_ALLOWANCE_SECONDS", default=120)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from analysis.imports import import_results
+from analysis.models import Organization
+from analysis.results import Evidence
+from analysis.serializers import ImageSerializer, KubescapeDocumentField
+from reliability.commands import CorrelatedCommand
+from reliability.exceptions import VexxyException
+
+
+class Command(CorrelatedCommand):
+    help = (
+        "Build reachability results and an OpenVEX document from Kubescape objects saved as "
+        "JSON or YAML files (e.g. kubectl get vulnerabilitymanifest NAME -o yaml); no cluster "
+        "needed. Creates a complete job, counted against the organization's quota."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--organization", required=True, help="organization slug")
+        parser.add_argument("--image", required=True, help="image reference, e.g. nginx:1.27")
+        parser.add_argument("--digest", required=True, help="sha256:<64 hex>")
+        parser.add_argument("--full", required=True, type=Path,
+                            help="the image's VulnerabilityManifest")
+        parser.add_argument("--relevant", required=True, type=Path,
+                            help="the container's relevant (filtered) VulnerabilityManifest")
+        parser.add_argument("--vex", type=Path, help="Kubescape's VEX object (kept as evidence)")
+        parser.add_argument("--sbom", type=Path, help="filtered SBOM (kept as evidence)")
+        parser.add_argument("--partial", action="store_true",
+                            help="the runtime profile was partial: lower confidence")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        organization = Organization.objects.filter(slug=options["organization"]).first()
+        if organization is None:
+            raise CommandError(f"No organization {options['organization']!r}.")
+        image = ImageSerializer(data={"image_ref": options["image"],
+                                      "image_digest": options["digest"]})
+        if not image.is_valid():
+            raise CommandError(f"Invalid image: {dict(image.errors)}")
+        documents = {key: self._load(options[key]) if options[key] else None
+                     for key in ("full", "relevant", "vex", "sbom")}
+        try:
+            job = import_results(
+                organization, options["image"], options["digest"],
+                Evidence(documents["full"], documents["relevant"], documents["vex"],
+                         documents["sbom"]),
+                completion="partial" if options["partial"] else "complete",
+                submitted_by=f"command:{self.request_id}",
+            )
+        except VexxyException as error:
+            raise CommandError(f"{error.error_code}: {error.message}") from None
+        summary = job.summary
+        self.emit(
+            options,
+            {"job_id": str(job.pk), "generated_vex_id": job.generated_vex_id,
+             "summary": summary},
+            f"Job {job.pk} complete: {summary['total_statements']} statement(s), "
+            f"{summary['by_status']['affected']} affected, "
+            f"{summary['by_status']['not_affected']} not affected"
+            + (f"; VEX {job.generated_vex_id}" if job.generated_vex_id else
+               "; no VEX document (no vulnerabilities matched)"),
+        )
+
+    @staticmethod
+    def _load(path: Path) -> dict[str, Any]:
+        try:
+            content = path.read_bytes()
+        except OSError as error:
+            raise CommandError(f"Cannot read {path}: {error.strerror}") from None
+        try:
+            return KubescapeDocumentField().to_internal_value(content)
+        except Exception as error:
+            raise CommandError(f"{path}: {getattr(error, 'detail', error)}") from None

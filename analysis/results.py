@@ -1,0 +1,71 @@
+"""Turning Kubescape's evidence into a job's results: used by the sandbox and by imports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from vexxy import __version__
+
+from .kubescape.readers import Manifest, read_kubescape_vex, read_manifest, read_sbom
+from .models import AnalysisJob, VexDocument
+from .vex.builder import COMPLETE, BuildResult, DocumentInfo, build
+
+FULL, RELEVANT, KUBESCAPE_VEX, FILTERED_SBOM = (
+    "full_manifest", "relevant_manifest", "kubescape_vex", "filtered_sbom")
+
+
+@dataclass
+class Evidence:
+    """Kubescape's objects for one workload container, as read."""
+
+    full: Any
+    relevant: Any
+    kubescape_vex: Any | None = None
+    filtered_sbom: Any | None = None
+
+    def parsed(self) -> tuple[Manifest, Manifest]:
+        """Read everything; unreadable input raises ValidationError naming the field."""
+        full, relevant = read_manifest(self.full, FULL), read_manifest(self.relevant, RELEVANT)
+        if self.kubescape_vex is not None:
+            read_kubescape_vex(self.kubescape_vex, KUBESCAPE_VEX)
+        if self.filtered_sbom is not None:
+            read_sbom(self.filtered_sbom, FILTERED_SBOM)
+        return full, relevant
+
+    def items(self) -> list[tuple[str, Any]]:
+        pairs = [(FULL, self.full), (RELEVANT, self.relevant),
+                 (KUBESCAPE_VEX, self.kubescape_vex), (FILTERED_SBOM, self.filtered_sbom)]
+        return [(kind, data) for kind, data in pairs if data is not None]
+
+
+def build_for(job: AnalysisJob, full: Manifest, relevant: Manifest, evidence: str) -> BuildResult:
+    info = DocumentInfo(
+        image_ref=job.image_ref,
+        image_digest=job.image_digest,
+        author=settings.VEX_AUTHOR,
+        tooling=f"vexxy-premium/{__version__} with Kubescape runtime evidence",
+        id_base=settings.VEX_DOCUMENT_ID_BASE,
+        timestamp=timezone.now(),
+    )
+    return build(full, relevant, info, evidence=evidence)
+
+
+def record(job: AnalysisJob, result: BuildResult, evidence: str = COMPLETE) -> dict[str, Any]:
+    """The job fields that the result sets; creates the VEX document when there is one."""
+    fields: dict[str, Any] = {
+        "reachability_results": result.results,
+        "summary": result.summary,
+        "execution_profile": {"evidence_completeness": evidence},
+        "progress_percent": 100,
+        "current_phase": "complete",
+        "completed_at": timezone.now(),
+    }
+    if result.document is not None:
+        vex = VexDocument.objects.create(job=job, document=result.document,
+                                         statement_counts=result.statement_counts)
+        fields["generated_vex_id"] = vex.pk
+    return fields

@@ -1,0 +1,13 @@
+"""Request body limits, per path prefix."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+def body_limit(path: str) -> int | None:
+    """The largest body accepted at ``path``: ``BODY_SIZE_LIMITS`` by prefix, else Django's."""
+    for prefix, limit in getattr(settings, "BODY_SIZE_LIMITS", {}).items():
+        if path.startswith(prefix):
+            return limit
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE

@@ -1,0 +1,426 @@
+"""The admin as an operator sees it: job list, filters, search, read-only detail, actions, keys."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from html import unescape
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from analysis.api_keys import hash_secret, issue_key, verify_key
+from analysis.models import AnalysisEvidence, AnalysisJob, ApiKey, MonthlyUsage, VexDocument
+from analysis.status import JobStatus
+
+pytestmark = pytest.mark.django_db
+
+JOBS = reverse("admin:analysis_analysisjob_changelist")
+KEYS = reverse("admin:analysis_apikey_changelist")
+CHANGE_LINK = re.compile(r'href="/admin/analysis/analysisjob/([0-9a-f-]{36})/change/')
+MESSAGE = re.compile(r'<li class="(\w+)">(.*?)</li>', re.S)
+PRE = re.compile(r"<pre[^>]*>(.*?)</pre>", re.S)
+PLAINTEXT = re.compile(r"<code>vx_([0-9a-f]{12})_([A-Za-z0-9_-]{43})</code>")
+BADGE = '<span style="background:{};color:#fff;padding:2px 8px;border-radius:8px">{}</span>'
+
+
+def make_job(organization, **fields) -> AnalysisJob:
+    defaults = {"image_ref": "ghcr.io/acme/app:1.0", "image_digest": "sha256:" + "0" * 64,
+                "config": {"analysis_duration": 300}}
+    return AnalysisJob.objects.create(organization=organization, **{**defaults, **fields})
+
+
+def page(client, url: str, **params) -> str:
+    response = client.get(url, params)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def listed(client, **params) -> set[str]:
+    """Ids of the jobs the changelist shows, read from their change links."""
+    return set(CHANGE_LINK.findall(page(client, JOBS, **params)))
+
+
+def ids(*jobs: AnalysisJob) -> set[str]:
+    return {str(job.pk) for job in jobs}
+
+
+def cell(html: str, job: AnalysisJob, column: str) -> str:
+    """The inner HTML of one column in the changelist row of ``job``."""
+    (row,) = [row for row in html.split("<tr") if f"/{job.pk}/change/" in row]
+    match = re.search(rf'<t[dh] class="field-{column}[^"]*">(.*?)</t[dh]>', row, re.S)
+    assert match, f"no {column} column in {row}"
+    return match.group(1)
+
+
+def shown_messages(response) -> list[tuple[str, str]]:
+    assert response.status_code == 200
+    (shown,) = re.findall(r'<ul class="messagelist">(.*?)</ul>', response.content.decode(), re.S)
+    return [(level, unescape(text)) for level, text in MESSAGE.findall(shown)]
+
+
+def run_action(client, url: str, action: str, *objects) -> list[tuple[str, str]]:
+    data = {"action": action, "_selected_action": [str(obj.pk) for obj in objects]}
+    return shown_messages(client.post(url, data, follow=True))
+
+
+def change_page(client, obj) -> str:
+    return page(client, reverse(f"admin:analysis_{obj._meta.model_name}_change", args=[obj.pk]))
+
+
+# --- job list ---------------------------------------------------------------------------------
+
+COLOURS = {
+    JobStatus.QUEUED: "#6c757d",
+    JobStatus.RUNNING: "#0d6efd",
+    JobStatus.ANALYZING: "#6f42c1",
+    JobStatus.COMPLETE: "#198754",
+    JobStatus.FAILED: "#dc3545",
+    JobStatus.CANCELLED: "#fd7e14",
+}
+
+
+def test_job_list_shows_an_operators_columns(admin_client, organization):
+    completed = timezone.now()
+    job = make_job(organization, status=JobStatus.FAILED, progress_percent=40,
+                   profile="comprehensive", image_ref="ghcr.io/acme/api:2.1",
+                   started_at=completed - timedelta(seconds=65), completed_at=completed,
+                   error_code="SANDBOX_ERROR")
+    waiting = make_job(organization)
+    html = page(admin_client, JOBS)
+    assert cell(html, job, "short_id") == (
+        f'<a href="/admin/analysis/analysisjob/{job.pk}/change/">{str(job.pk)[:8]}</a>')
+    assert cell(html, job, "status_badge") == BADGE.format("#dc3545", "Failed")
+    assert cell(html, job, "progress") == "40%"
+    assert cell(html, job, "profile") == "Comprehensive"
+    assert cell(html, job, "organization") == "acme"
+    assert cell(html, job, "image_ref") == "ghcr.io/acme/api:2.1"
+    assert cell(html, job, "duration") == "1m 05s"
+    assert cell(html, job, "error_code") == "SANDBOX_ERROR"
+    assert (cell(html, waiting, "progress"), cell(html, waiting, "duration")) == ("0%", "-")
+    assert cell(html, waiting, "status_badge") == BADGE.format("#6c757d", "Queued")
+
+
+def test_every_status_has_its_own_badge_colour(admin_client, organization):
+    jobs = {status: make_job(organization, status=status) for status in COLOURS}
+    html = page(admin_client, JOBS)
+    for status, job in jobs.items():
+        assert cell(html, job, "status_badge") == BADGE.format(COLOURS[status], status.label)
+
+
+def test_job_list_queries_do_not_grow_with_the_rows(admin_client, organization,
+                                                    other_organization):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            page(admin_client, JOBS)
+        return len(captured)
+
+    make_job(organization)
+    few = queries()
+    for org in (organization, other_organization) * 3:
+        make_job(org, status=JobStatus.FAILED, error_code="SANDBOX_ERROR")
+    assert queries() == few
+
+
+# --- filters and search -----------------------------------------------------------------------
+
+LONG_AGO = datetime(2023, 3, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def jobs(organization, other_organization) -> dict[str, AnalysisJob]:
+    return {
+        "acme_failed": make_job(
+            organization, status=JobStatus.FAILED, error_code="SANDBOX_ERROR",
+            image_ref="ghcr.io/acme/api:1.0", image_digest="sha256:" + "a" * 64,
+            request_id="req-alpha"),
+        "globex_complete": make_job(
+            other_organization, status=JobStatus.COMPLETE, profile="comprehensive",
+            image_ref="docker.io/globex/web:2.0", image_digest="sha256:" + "b" * 64,
+            request_id="req-bravo"),
+        "acme_old_failed": make_job(
+            organization, status=JobStatus.FAILED, profile="minimal", created_at=LONG_AGO,
+            error_code="KUBESCAPE_ERROR", image_ref="quay.io/acme/worker:3.0",
+            image_digest="sha256:" + "c" * 64, request_id="req-charlie"),
+        "globex_queued": make_job(
+            other_organization, image_ref="nginx:1.27", image_digest="sha256:" + "d" * 64,
+            request_id="req-delta"),
+    }
+
+
+def test_without_filters_every_job_is_listed(admin_client, jobs):
+    assert listed(admin_client) == ids(*jobs.values())
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"status__exact": "failed"}, {"acme_failed", "acme_old_failed"}),
+        ({"status__exact": "queued"}, {"globex_queued"}),
+        ({"profile__exact": "comprehensive"}, {"globex_complete"}),
+        ({"profile__exact": "minimal"}, {"acme_old_failed"}),
+        ({"organization__id__exact": "globex"}, {"globex_complete", "globex_queued"}),
+        ({"error_code": "SANDBOX_ERROR"}, {"acme_failed"}),
+        ({"error_code": "KUBESCAPE_ERROR"}, {"acme_old_failed"}),
+        ({"created_at__year": "2023"}, {"acme_old_failed"}),
+        ({"created_at__year": "2023", "created_at__month": "3", "created_at__day": "15"},
+         {"acme_old_failed"}),
+        ({"created_at__year": "2023", "created_at__month": "3", "created_at__day": "16"}, set()),
+        ({"status__exact": "failed", "organization__id__exact": "acme",
+          "error_code": "SANDBOX_ERROR"}, {"acme_failed"}),
+    ],
+)
+def test_filters_narrow_the_list(admin_client, jobs, organization, other_organization,
+                                 params, expected):
+    org_ids = {"acme": organization.pk, "globex": other_organization.pk}
+    if "organization__id__exact" in params:
+        params = {**params, "organization__id__exact": org_ids[params["organization__id__exact"]]}
+    assert listed(admin_client, **params) == ids(*(jobs[name] for name in expected))
+
+
+def filter_link(html: str, label: str) -> str:
+    (href,) = re.findall(rf'<a href="([^"]+)"[^>]*>{re.escape(label)}</a>', html)
+    return unescape(href)
+
+
+def test_created_filter_links_narrow_the_list(admin_client, jobs):
+    html = page(admin_client, JOBS)
+    recent = filter_link(html, "Past 7 days")
+    assert "created_at__gte=" in recent
+    assert set(CHANGE_LINK.findall(page(admin_client, JOBS + recent))) == ids(
+        jobs["acme_failed"], jobs["globex_complete"], jobs["globex_queued"])
+    # the date hierarchy offers the year of the old job, and its link leads to it alone
+    old_year = filter_link(html, "2023")
+    assert set(CHANGE_LINK.findall(page(admin_client, JOBS + old_year))) == ids(
+        jobs["acme_old_failed"])
+
+
+def test_failed_with_code_filter_offers_the_codes_in_use(admin_client, jobs):
+    html = page(admin_client, JOBS)
+    assert "By failed with code" in html
+    for code in ("SANDBOX_ERROR", "KUBESCAPE_ERROR"):
+        assert filter_link(html, code) == f"?error_code={code}"
+
+
+@pytest.mark.parametrize(
+    ("job", "term"),
+    [
+        ("acme_failed", lambda job: str(job.pk)),
+        ("globex_queued", lambda job: str(job.pk).upper()),
+        ("globex_complete", lambda job: str(job.pk)[:8]),
+        ("globex_complete", lambda job: job.image_ref),
+        ("acme_old_failed", lambda job: job.image_digest),
+        ("globex_queued", lambda job: job.request_id),
+    ],
+    ids=["full-id", "upper-id", "short-id", "image-ref", "digest", "request-id"],
+)
+def test_search_finds_exactly_the_job(admin_client, jobs, job, term):
+    assert listed(admin_client, q=term(jobs[job])) == ids(jobs[job])
+
+
+# --- read-only detail -------------------------------------------------------------------------
+
+@pytest.fixture
+def finished_job(organization) -> AnalysisJob:
+    job = make_job(
+        organization, status=JobStatus.COMPLETE, progress_percent=100,
+        config={"analysis_duration": 300, "environment": {"DB_PASSWORD": "hunter2-secret"}},
+        summary={"reachable": 2, "total": 5},
+        reachability_results={"CVE-2024-0001": {"reachable": True, "functions": ["parse"]}},
+        error_details={"sandbox_id": "sbx-42", "phase": "deploy"},
+    )
+    vex = VexDocument.objects.create(job=job, document={"statements": []},
+                                     statement_counts={"affected": 2})
+    AnalysisJob.objects.filter(pk=job.pk).update(generated_vex_id=vex.pk)
+    for kind, size, char in (("sbom", 2048, "e"), ("runtime_trace", 777, "f")):
+        AnalysisEvidence.objects.create(job=job, evidence_type=kind, data={"kind": kind},
+                                        size_bytes=size, sha256=char * 64)
+    job.refresh_from_db()
+    return job
+
+
+def test_job_detail_pretty_prints_json_and_redacts_environment(admin_client, finished_job):
+    html = change_page(admin_client, finished_job)
+    blocks = [unescape(block) for block in PRE.findall(html)]
+    for value in (finished_job.summary, finished_job.reachability_results,
+                  finished_job.error_details,
+                  {"analysis_duration": 300, "environment": {"DB_PASSWORD": "[REDACTED]"}}):
+        assert json.dumps(value, indent=2, sort_keys=True) in blocks
+    assert "hunter2-secret" not in html
+
+
+def test_job_detail_lists_evidence_and_links_the_vex(admin_client, finished_job):
+    html = change_page(admin_client, finished_job)
+    rows = [row for row in html.split("<tr") if 'class="field-sha256"' in row]
+    shown = {(re.search(r'field-evidence_type">\s*<p>(.*?)</p>', row, re.S).group(1),
+              re.search(r'field-sha256">\s*<p>(.*?)</p>', row, re.S).group(1),
+              re.search(r'field-size_bytes">\s*<p>(.*?)</p>', row, re.S).group(1))
+             for row in rows}
+    assert shown == {("sbom", "e" * 64, "2048"), ("runtime_trace", "f" * 64, "777")}
+    vex_url = reverse("admin:analysis_vexdocument_change", args=[finished_job.generated_vex_id])
+    assert f'<a href="{vex_url}">{finished_job.generated_vex_id}</a>' in html
+    assert page(admin_client, vex_url)
+
+
+def test_job_detail_offers_nothing_to_edit(admin_client, finished_job):
+    html = change_page(admin_client, finished_job)
+    form = html.split('id="analysisjob_form"', 1)[1]
+    editable = re.findall(r'<input(?![^>]*type="hidden")[^>]*>|<select|<textarea', form)
+    assert editable == []  # no fields, no Save buttons that could only fail
+
+
+def test_posting_to_job_detail_changes_nothing(admin_client, finished_job):
+    url = reverse("admin:analysis_analysisjob_change", args=[finished_job.pk])
+    response = admin_client.post(url, {"status": "queued", "image_ref": "evil:latest",
+                                       "priority": 1, "_save": "Save"})
+    assert response.status_code == 403
+    job = AnalysisJob.objects.get(pk=finished_job.pk)
+    assert (job.status, job.image_ref, job.priority) == (JobStatus.COMPLETE,
+                                                          finished_job.image_ref, 5)
+
+
+# --- actions ----------------------------------------------------------------------------------
+
+def test_cancel_cancels_active_jobs_and_names_the_ones_it_cannot(admin_client, organization):
+    queued = make_job(organization)
+    finished_at = timezone.now() - timedelta(minutes=5)
+    complete = make_job(organization, status=JobStatus.COMPLETE, completed_at=finished_at)
+    shown = run_action(admin_client, JOBS, "cancel_jobs", queued, complete)
+    queued.refresh_from_db()
+    complete.refresh_from_db()
+    assert queued.status == JobStatus.CANCELLED
+    assert queued.cancelled_by == "admin:admin"
+    assert queued.cancelled_at is not None
+    assert (complete.status, complete.completed_at, complete.cancelled_by) == (
+        JobStatus.COMPLETE, finished_at, "")
+    assert ("success", "1 job(s) cancelled.") in shown
+    (warning,) = [text for level, text in shown if level == "warning"]
+    assert str(complete.pk) in warning
+    assert "is complete" in warning
+
+
+@pytest.mark.usefixtures("sandbox_ready")
+def test_retry_requeues_failed_jobs_and_refuses_queued_ones(admin_client, organization):
+    failed = make_job(organization, status=JobStatus.FAILED, error_code="SANDBOX_ERROR",
+                      error_message="boom", progress_percent=60,
+                      completed_at=timezone.now())
+    queued = make_job(organization, celery_task_id="task-1")
+    shown = run_action(admin_client, JOBS, "retry_jobs", failed, queued)
+    failed.refresh_from_db()
+    queued.refresh_from_db()
+    assert (failed.status, failed.error_code, failed.progress_percent, failed.completed_at) == (
+        JobStatus.QUEUED, "", 0, None)
+    assert (queued.status, queued.celery_task_id) == (JobStatus.QUEUED, "task-1")
+    assert ("success", "1 job(s) requeued.") in shown
+    (warning,) = [text for level, text in shown if level == "warning"]
+    assert str(queued.pk) in warning
+    assert "is queued" in warning
+
+
+@pytest.mark.usefixtures("sandbox_disabled")
+def test_retry_without_a_sandbox_is_refused(admin_client, organization):
+    failed = make_job(organization, status=JobStatus.FAILED, error_code="SANDBOX_ERROR")
+    shown = run_action(admin_client, JOBS, "retry_jobs", failed)
+    failed.refresh_from_db()
+    assert (failed.status, failed.error_code) == (JobStatus.FAILED, "SANDBOX_ERROR")
+    assert [level for level, _ in shown] == ["warning"]
+    assert str(failed.pk)[:8] in shown[0][1].lower()
+
+
+# --- organizations and API keys ---------------------------------------------------------------
+
+def test_organization_list_and_add_page_render(admin_client, organization, other_organization):
+    html = page(admin_client, reverse("admin:analysis_organization_changelist"))
+    assert "Acme" in html
+    assert "Globex" in html
+    add = page(admin_client, reverse("admin:analysis_organization_add"))
+    for field in ("name", "slug", "monthly_analysis_quota", "is_active"):
+        assert f'name="{field}"' in add
+
+
+def test_organization_lists_its_keys_without_secrets(admin_client, organization,
+                                                      other_organization):
+    issued = [issue_key(organization, name) for name in ("ci-pipeline", "nightly-scan")]
+    foreign = issue_key(other_organization, "globex-key")
+    html = change_page(admin_client, organization)
+    for key in issued:
+        assert key.api_key.name in html
+        assert key.api_key.prefix in html
+        assert key.plaintext.rsplit("_", 1)[1] not in html
+        assert key.api_key.secret_hash not in html
+    assert "globex-key" not in html
+    assert foreign.api_key.prefix not in html
+
+
+def test_a_new_key_is_shown_once_and_stored_hashed(admin_client, organization):
+    add = page(admin_client, reverse("admin:analysis_apikey_add"))
+    assert 'name="secret_hash"' not in add
+    assert 'name="prefix"' not in add
+    response = admin_client.post(reverse("admin:analysis_apikey_add"),
+                                 {"organization": organization.pk, "name": "deploy-bot"},
+                                 follow=True)
+    html = response.content.decode()
+    (match,) = PLAINTEXT.findall(html)
+    prefix, secret = match
+    key = ApiKey.objects.get()
+    assert (key.organization, key.name, key.prefix) == (organization, "deploy-bot", prefix)
+    assert key.secret_hash == hash_secret(secret)
+    assert secret not in key.secret_hash
+    assert any(level == "success" and f"vx_{prefix}_{secret}" in text
+               for level, text in shown_messages(response))
+    assert verify_key(f"vx_{prefix}_{secret}") == key
+    for later in (page(admin_client, KEYS), change_page(admin_client, key)):
+        assert secret not in later
+
+
+def test_key_detail_shows_no_secret(admin_client, organization):
+    issued = issue_key(organization, "ci-pipeline")
+    html = change_page(admin_client, issued.api_key)
+    assert issued.api_key.prefix in html
+    assert issued.plaintext.rsplit("_", 1)[1] not in html
+    assert issued.api_key.secret_hash not in html
+    assert 'name="secret_hash"' not in html
+
+
+def test_revoke_sets_revoked_at_on_live_keys_only(admin_client, organization):
+    live = issue_key(organization, "live").api_key
+    earlier = timezone.now() - timedelta(days=3)
+    revoked = issue_key(organization, "old").api_key
+    ApiKey.objects.filter(pk=revoked.pk).update(revoked_at=earlier)
+    untouched = issue_key(organization, "untouched").api_key
+    shown = run_action(admin_client, KEYS, "revoke_keys", live, revoked)
+    assert ("success", "1 key(s) revoked.") in shown
+    live.refresh_from_db()
+    revoked.refresh_from_db()
+    untouched.refresh_from_db()
+    assert live.revoked_at is not None
+    assert revoked.revoked_at == earlier
+    assert untouched.revoked_at is None
+
+
+# --- what cannot be added by hand -------------------------------------------------------------
+
+@pytest.fixture
+def produced(organization):
+    job = make_job(organization, status=JobStatus.COMPLETE)
+    VexDocument.objects.create(job=job, document={"statements": []},
+                               statement_counts={"not_affected": 7})
+    MonthlyUsage.objects.create(organization=organization, month=LONG_AGO.date().replace(day=1),
+                                analyses=12)
+
+
+@pytest.mark.parametrize(("model", "shows"), [("vexdocument", "not_affected"),
+                                             ("monthlyusage", "12"),
+                                             ("analysisjob", "Complete")])
+def test_generated_records_are_listed_but_not_added_by_hand(admin_client, produced, model,
+                                                            shows):
+    html = page(admin_client, reverse(f"admin:analysis_{model}_changelist"))
+    assert html.count('class="action-select"') == 1
+    assert shows in html
+    add_url = reverse(f"admin:analysis_{model}_add")
+    assert add_url not in html
+    assert admin_client.get(add_url).status_code == 403
