@@ -31,12 +31,14 @@ STATUS_COLOURS = {
 }
 
 
-def pretty_json(value: Any) -> SafeString:
+def pretty_json(value: Any, limit: int | None = None) -> SafeString:
     if value in (None, "", {}, []):
         return format_html("<em>{}</em>", "empty")
+    text = json.dumps(value, indent=2, sort_keys=True, default=str)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + f"\n… ({len(text) - limit} more characters)"
     return format_html(
-        '<pre style="white-space:pre-wrap;max-height:40em;overflow:auto">{}</pre>',
-        json.dumps(value, indent=2, sort_keys=True, default=str),
+        '<pre style="white-space:pre-wrap;max-height:40em;overflow:auto">{}</pre>', text
     )
 
 
@@ -64,9 +66,9 @@ class EvidenceInline(admin.TabularInline):
     fields = ["evidence_type", "description", "size_bytes", "sha256", "created_at", "data_view"]
     readonly_fields = fields
 
-    @admin.display(description="data")
+    @admin.display(description="data (first 4 KB)")
     def data_view(self, evidence: AnalysisEvidence) -> SafeString:
-        return pretty_json(evidence.data)
+        return pretty_json(evidence.data, limit=4096)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -148,8 +150,12 @@ class AnalysisJobAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Read-only detail; state changes go through the actions and their rules.
-        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
+        # View-only: state changes go through the actions, which apply the status rules.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting would drop evidence and leave a running task; cleanup_jobs does it safely.
+        return False
 
     @admin.display(description="id", ordering="id")
     def short_id(self, job: AnalysisJob) -> str:
