@@ -174,3 +174,12 @@ def test_concurrent_submissions_never_exceed_the_quota(organization):
     assert sorted(statuses) == [201] * 3 + [429] * 5
     assert AnalysisJob.objects.filter(organization=organization).count() == 3
     assert MonthlyUsage.objects.get(organization=organization).analyses == 3
+
+
+@pytest.mark.django_db
+def test_request_log_names_the_callers_organization(api, caplog):
+    with caplog.at_level("INFO", "reliability.requests"):
+        api.get(LIST)
+    finished = [r for r in caplog.records if r.getMessage() == "request_finished"]
+    assert [(r.organization, r.status, r.route) for r in finished] == [
+        ("acme", 200, "api/v1/analysis")]
