@@ -10,6 +10,7 @@ lose the rest of the batch.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from urllib.parse import quote
 from reliability.exceptions import ValidationError
 
 UNKNOWN = "UNKNOWN"
+_PURL_TYPE = re.compile(r"[a-z][a-z0-9.+-]*")  # purl-spec: ASCII, no leading digit
 SEVERITIES = ("Critical", "High", "Medium", "Low", "Negligible", "Unknown")
 
 
@@ -160,6 +162,11 @@ def read_match(raw: Any, where: str = "match") -> Match:
     vulnerability_id = str(vulnerability.get("id") or "").strip() or UNKNOWN
     fix = vulnerability.get("fix") if isinstance(vulnerability.get("fix"), Mapping) else {}
     related = raw.get("relatedVulnerabilities") or []
+    versions = fix.get("versions") or []
+    if not isinstance(related, list):
+        raise _Unreadable("relatedVulnerabilities is not a list")
+    if not isinstance(versions, list):
+        raise _Unreadable("vulnerability.fix.versions is not a list")
     aliases = sorted({
         str(item["id"]) for item in related
         if isinstance(item, Mapping) and item.get("id") and item["id"] != vulnerability_id
@@ -168,7 +175,7 @@ def read_match(raw: Any, where: str = "match") -> Match:
         vulnerability_id=vulnerability_id,
         severity=_severity(vulnerability.get("severity")),
         fix_state=str(fix.get("state") or "unknown"),
-        fix_versions=tuple(str(v) for v in (fix.get("versions") or []) if v),
+        fix_versions=tuple(str(v) for v in versions if v),
         aliases=tuple(aliases),
         data_source=str(vulnerability.get("dataSource") or ""),
         description=str(vulnerability.get("description") or ""),
@@ -193,7 +200,7 @@ def build_purl(package_type: str, name: str, version: str) -> str:
     purl_type = (package_type or "generic").lower().replace("_", "-")
     purl_type = {"java-archive": "maven", "go-module": "golang", "python": "pypi",
                  "rust-crate": "cargo", "gem": "gem", "dotnet": "nuget"}.get(purl_type, purl_type)
-    if not purl_type.replace("-", "").replace(".", "").isalnum():
+    if not _PURL_TYPE.fullmatch(purl_type):
         purl_type = "generic"
     encoded = "/".join(quote(part, safe="") for part in name.split("/"))
     return f"pkg:{purl_type}/{encoded}" + (f"@{quote(version, safe='')}" if version else "")
@@ -237,7 +244,9 @@ def read_kubescape_vex(data: Any, where: str = "kubescape_vex") -> KubescapeVex:
 
 
 def _component_id(component: Mapping[str, Any]) -> str:
-    identifiers = component.get("identifiers") or {}
+    identifiers = component.get("identifiers")
+    if not isinstance(identifiers, Mapping):
+        identifiers = {}
     return str(component.get("@id") or identifiers.get("purl") or "")
 
 
@@ -255,10 +264,10 @@ def read_sbom(data: Any, where: str = "filtered_sbom") -> Sbom:
                     str(a.get("type") or ""), str(a.get("purl") or ""))
         for a in _list(syft.get("artifacts"), f"{where}.syft.artifacts") if isinstance(a, Mapping)
     ]
-    files = sorted({
-        str((f.get("location") or {}).get("path") or "")
-        for f in _list(syft.get("files"), f"{where}.syft.files") if isinstance(f, Mapping)
-    } - {""})
+    locations = [f.get("location") for f in _list(syft.get("files"), f"{where}.syft.files")
+                 if isinstance(f, Mapping)]
+    files = sorted({str(loc.get("path") or "") for loc in locations
+                    if isinstance(loc, Mapping)} - {""})
     return Sbom(name, packages, files)
 
 

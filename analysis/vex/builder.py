@@ -180,7 +180,8 @@ def _summary(
     for result in results:
         by_severity[result["severity"]][result["status"]] += 1
     problems = [*full.problems, *relevant.problems]
-    derived = sorted({m.package.purl for m in full.matches if m.package.purl_derived})
+    derived = sorted({m.package.purl for m in [*full.matches, *relevant.matches]
+                      if m.package.purl_derived})
     return {
         "total_statements": len(results),
         "vulnerabilities": len({r["cve_id"] for r in results}),
