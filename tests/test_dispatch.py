@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from io import StringIO
 
 import pytest
@@ -25,8 +26,8 @@ def _forget_connections() -> None:
     celery_app.amqp._producer_pool = None
 
 
-@pytest.fixture
-def broker_down():
+@contextmanager
+def broker_unreachable():
     """Publishing goes to a Redis port where nothing listens."""
     conf = celery_app.conf
     saved = (conf.broker_url, conf.broker_transport_options, conf.task_always_eager)
@@ -34,9 +35,17 @@ def broker_down():
     conf.broker_transport_options = {"socket_connect_timeout": 1}
     conf.task_always_eager = False
     _forget_connections()
-    yield
-    conf.broker_url, conf.broker_transport_options, conf.task_always_eager = saved
-    _forget_connections()
+    try:
+        yield
+    finally:
+        conf.broker_url, conf.broker_transport_options, conf.task_always_eager = saved
+        _forget_connections()
+
+
+@pytest.fixture
+def broker_down():
+    with broker_unreachable():
+        yield
 
 
 def dispatch(*args: str, fails: bool = False) -> dict:
@@ -49,25 +58,35 @@ def dispatch(*args: str, fails: bool = False) -> dict:
         assert raised.value.returncode == 1
     else:
         call_command(*command, stdout=out)
-    return json.loads(out.getvalue())
+    report = json.loads(out.getvalue())
+    assert len(report.pop("request_id")) == 36  # each run has its own correlation ID
+    return report
 
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("sandbox_ready")
 def test_broker_down_at_submit_then_dispatched_once(
-    api, broker_down, django_capture_on_commit_callbacks, caplog
+    api, django_capture_on_commit_callbacks, caplog
 ):
-    with caplog.at_level(logging.WARNING, "analysis.dispatch"), \
-            django_capture_on_commit_callbacks(execute=True):
-        response = api.post(SUBMIT, VALID, format="json")
-    assert response.status_code == 201
-    job = AnalysisJob.objects.get(pk=response.json()["job_id"])
-    assert (job.status, job.dispatched_at, job.celery_task_id) == ("queued", None, "")
-    assert "stays queued for dispatch_pending_jobs" in caplog.text
+    with broker_unreachable():
+        with caplog.at_level(logging.WARNING, "analysis.dispatch"), \
+                django_capture_on_commit_callbacks(execute=True):
+            response = api.post(SUBMIT, VALID, format="json")
+        assert response.status_code == 201
+        job = AnalysisJob.objects.get(pk=response.json()["job_id"])
+        assert (job.status, job.dispatched_at, job.celery_task_id) == ("queued", None, "")
+        assert "stays queued for dispatch_pending_jobs" in caplog.text
 
-    assert dispatch(fails=True)["failed"] == [str(job.pk)]  # still down: reported, kept
+        assert dispatch(fails=True)["failed"] == [str(job.pk)]  # still down: reported, kept
+        job.refresh_from_db()
+        assert job.dispatched_at is None
+
+    # The broker is back: published once, and never again.
+    assert dispatch()["published"] == [str(job.pk)]
     job.refresh_from_db()
-    assert job.dispatched_at is None
+    assert job.dispatched_at is not None
+    assert job.attempts == 1
+    assert dispatch() == {"pending": [], "published": [], "failed": [], "dry_run": False}
 
 
 @pytest.mark.django_db
@@ -76,7 +95,7 @@ def test_dispatch_publishes_pending_jobs_exactly_once(organization):
                                      image_digest=VALID["image_digest"],
                                      config={"analysis_duration": 120})
     assert dispatch("--dry-run") == {"pending": [str(job.pk)], "published": [], "failed": [],
-                                     "dry_run": True, "request_id": dispatch_request_id()}
+                                     "dry_run": True}
     job.refresh_from_db()
     assert job.dispatched_at is None
 
@@ -89,16 +108,6 @@ def test_dispatch_publishes_pending_jobs_exactly_once(organization):
 
     assert dispatch()["pending"] == []
     assert publish(job.pk) == NOT_PENDING
-
-
-def dispatch_request_id() -> object:
-    class AnyId(str):
-        def __eq__(self, other: object) -> bool:
-            return isinstance(other, str) and len(other) == 36
-
-        __hash__ = str.__hash__
-
-    return AnyId()
 
 
 @pytest.mark.django_db
