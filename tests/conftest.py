@@ -8,6 +8,7 @@ eager Celery by default; PostgreSQL, Redis and real worker processes when
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import sys
@@ -17,6 +18,7 @@ import pytest
 from django.conf import settings
 
 from analysis.cluster import reset_client
+from reliability.logs import RequestIdFilter
 from tests.kube import running_kube_api
 from tests.processes import start_process
 from vexxy.celery import app as celery_app
@@ -203,3 +205,16 @@ def sandbox_ready(kube_api, clean_cache):
     """A reachable cluster with Kubescape installed: submissions are accepted."""
     kube_api.with_kubescape(available=True)
     return kube_api
+
+
+@pytest.fixture
+def log_records():
+    """Records reaching the root logger, through the production ``RequestIdFilter``."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield records
+    root.removeHandler(handler)

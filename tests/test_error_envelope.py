@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from reliability.logs import RequestIdFilter
 from tests.views import DRIVER_TEXT, SECRET_TEXT
 
 pytestmark = pytest.mark.urls("tests.urls")
@@ -210,19 +209,6 @@ SERVER_ERRORS = {name: source for name, source in SOURCES.items() if source.stat
 
 def by_name(sources: dict[str, Source]):
     return pytest.mark.parametrize("source", list(sources.values()), ids=list(sources))
-
-
-@pytest.fixture
-def log_records():
-    """Records reaching the root logger, through the production ``RequestIdFilter``."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    handler.addFilter(RequestIdFilter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield records
-    root.removeHandler(handler)
 
 
 @by_name(SOURCES)

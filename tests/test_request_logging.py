@@ -15,26 +15,13 @@ import pytest
 from django.test import Client
 
 from reliability.correlation import correlation_scope, get_request_id
-from reliability.logs import RequestIdFilter, build_logging_config
+from reliability.logs import build_logging_config
 
 pytestmark = pytest.mark.urls("tests.urls")
 
 RESPONSE_TIME = re.compile(r"^\d+(\.\d+)?ms$")
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 REPLACED = "Replaced an invalid X-Request-ID"
-
-
-@pytest.fixture
-def log_records():
-    """Records reaching the root logger, through the production ``RequestIdFilter``."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    handler.addFilter(RequestIdFilter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield records
-    root.removeHandler(handler)
 
 
 def finished(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
