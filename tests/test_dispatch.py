@@ -30,15 +30,17 @@ def _forget_connections() -> None:
 def broker_unreachable():
     """Publishing goes to a Redis port where nothing listens."""
     conf = celery_app.conf
-    saved = (conf.broker_url, conf.broker_transport_options, conf.task_always_eager)
-    conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    saved = (conf.get("broker_write_url"), conf.broker_transport_options,
+             conf.task_always_eager)
+    # broker_write_url: the CELERY_BROKER_URL environment variable (CI) outranks broker_url.
+    conf.broker_write_url = f"redis://127.0.0.1:{free_port()}/0"
     conf.broker_transport_options = {"socket_connect_timeout": 1}
     conf.task_always_eager = False
     _forget_connections()
     try:
         yield
     finally:
-        conf.broker_url, conf.broker_transport_options, conf.task_always_eager = saved
+        conf.broker_write_url, conf.broker_transport_options, conf.task_always_eager = saved
         _forget_connections()
 
 
