@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import caches
+from django.utils.module_loading import import_string
 
 from .exceptions import ServiceUnavailableError
 
@@ -203,8 +204,22 @@ def get_breaker(name: str, **overrides: Any) -> CircuitBreaker:
         breaker = _registry.get(name)
         if breaker is None:
             options = {**getattr(settings, "CIRCUIT_BREAKERS", {}).get(name, {}), **overrides}
+            expected = options.get("expected_exceptions")
+            if isinstance(expected, str):  # a dotted path in settings, resolved on first use
+                imported = import_string(expected)
+                options["expected_exceptions"] = (
+                    imported if isinstance(imported, tuple) else (imported,))
             breaker = _registry[name] = CircuitBreaker(name, **options)
         return breaker
+
+
+def forget_breakers() -> None:
+    """Drop this process's breaker instances (their shared state stays in the cache).
+
+    For tests and for settings that changed at run time.
+    """
+    with _registry_lock:
+        _registry.clear()
 
 
 def known_breakers() -> list[CircuitBreaker]:

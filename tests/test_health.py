@@ -11,6 +11,7 @@ from urllib.error import HTTPError
 
 import pytest
 
+from analysis.cluster import KubernetesUnreachableError
 from reliability.circuit import get_breaker
 from tests.conftest import free_port
 from tests.processes import start_process
@@ -44,8 +45,8 @@ def test_health_is_healthy_with_the_sandbox_disabled(client, sandbox_disabled, c
 def test_an_open_circuit_degrades_health_without_failing_it(client, sandbox_disabled, clean_cache):
     breaker = get_breaker("kubernetes")
     for _ in range(breaker.failure_threshold):
-        with pytest.raises(ConnectionError):
-            breaker.call(_raise_connection_error)
+        with pytest.raises(KubernetesUnreachableError):
+            breaker.call(_raise_unreachable)
 
     response = client.get("/health")
 
@@ -59,8 +60,8 @@ def test_an_open_circuit_degrades_health_without_failing_it(client, sandbox_disa
     assert circuit["breakers"]["kubernetes"]["retry_after"] > 0
 
 
-def _raise_connection_error() -> None:
-    raise ConnectionError("refused")
+def _raise_unreachable() -> None:
+    raise KubernetesUnreachableError("list pods")
 
 
 @pytest.mark.django_db

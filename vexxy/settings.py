@@ -243,6 +243,8 @@ CIRCUIT_BREAKERS = {
     "kubernetes": {
         "failure_threshold": env.int("K8S_CIRCUIT_FAILURE_THRESHOLD", default=5),
         "recovery_timeout": env.float("K8S_CIRCUIT_RECOVERY_TIMEOUT", default=30.0),
+        # Only failures of the cluster count: a 404 or 409 is an answer, not an outage.
+        "expected_exceptions": "analysis.cluster.TRANSIENT",
     },
 }
 
@@ -274,6 +276,7 @@ SANDBOX_ENABLED = env.bool(
 K8S_SANDBOX_NAMESPACE = env("K8S_SANDBOX_NAMESPACE", default="vexxy-sandbox")
 KUBESCAPE_NAMESPACE = env("KUBESCAPE_NAMESPACE", default="kubescape")
 K8S_REQUEST_TIMEOUT = env.float("K8S_REQUEST_TIMEOUT", default=10.0)
+K8S_MAX_ATTEMPTS = env.int("K8S_MAX_ATTEMPTS", default=4)
 KUBESCAPE_APISERVICE = "v1beta1.spdx.softwarecomposition.kubescape.io"
 SANDBOX_UNAVAILABLE_RETRY_AFTER = 300
 
