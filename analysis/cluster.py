@@ -10,6 +10,7 @@ left to ``KubernetesError`` / ``ServiceUnavailableError``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -92,6 +93,26 @@ def _kubeconfig_path() -> str:
         raise ConfigException("KUBECONFIG is empty")
     existing = [p for p in candidates if Path(p).expanduser().is_file()]
     return str(Path((existing or candidates)[0]).expanduser())
+
+
+def get_json(
+    path: str, query: list[tuple[str, str]] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """A raw GET, for what the generated API cannot ask (``?resourceVersion=metadata``).
+
+    Use through :func:`call`, like any other method.
+    """
+    api = api_client()
+    method, url, headers, body, post = api.param_serialize(
+        "GET", path, query_params=query or [], header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(method, url, headers, body, post,
+                            _request_timeout=kwargs.get("_request_timeout"))
+    response.read()
+    if not 200 <= response.status < 300:
+        raise ApiException(http_resp=response)
+    return json.loads(response.data)
 
 
 def call(

@@ -102,6 +102,17 @@ def fail(job: AnalysisJob, error: BaseException, phase: str = "") -> AnalysisJob
     return job
 
 
+def requeue_for_retry(job: AnalysisJob, error: BaseException) -> AnalysisJob:
+    """running/analyzing → queued after a transient failure; the task retries itself."""
+    vexxy_error = to_vexxy_exception(error)
+    return transition(
+        job, JobStatus.QUEUED, sources=frozenset({JobStatus.RUNNING, JobStatus.ANALYZING}),
+        current_phase="retry scheduled", progress_percent=0,
+        error_code=vexxy_error.error_code, error_message=vexxy_error.message,
+        error_details=vexxy_error.details,
+    )
+
+
 def claim(job: AnalysisJob, task_id: str) -> bool:
     """queued → running for the task that was published for it; False if not ours to run."""
     now = timezone.now()

@@ -1,24 +1,223 @@
-"""The sandbox pipeline that runs a claimed job.
+"""The sandbox pipeline: one claimed job from preflight to a published VEX, then cleanup.
 
-Deploying the image, waiting for Kubescape's runtime evidence and building the
-VEX document are not part of this release yet: a claimed job fails at once
-with SERVICE_UNAVAILABLE naming the missing piece, so nobody waits on a job
-that cannot finish. Submissions are refused up front whenever the sandbox is
-not configured, so this is reached only with a cluster configured.
+Phases: preflight → deploy → wait_ready → observe (status ``analyzing``) →
+collect → build. Between polls the pipeline writes a heartbeat, checks that
+the job was not cancelled, and checks the job's time budget; whatever
+happens, the sandbox and this instance's Kubescape objects are deleted.
 """
 
 from __future__ import annotations
 
-from reliability.exceptions import ServiceUnavailableError
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from django.conf import settings
+from django.utils import timezone
+
+from reliability.exceptions import (
+    AnalysisTimeoutError,
+    KubescapeError,
+    ServiceUnavailableError,
+)
+from reliability.health import HEALTHY
+
+from .budget import job_budget_seconds
+from .evidence import store_evidence
+from .health import check_kubernetes, check_kubescape
 from .models import AnalysisJob
+from .results import FILTERED_SBOM, FULL, KUBESCAPE_VEX, RELEVANT, Evidence, build_for, record
+from .sandbox.kubescape import FAILED_PROFILE_STATUSES, KubescapeObjects
+from .sandbox.workload import ReadyPod, Workload
+from .status import ACTIVE, JobStatus, transition
+from .vex.builder import COMPLETE, PARTIAL
+
+logger = logging.getLogger("analysis.pipeline")
+T = TypeVar("T")
+
+# phase -> progress when it starts
+PHASES = {"preflight": 5, "deploy": 10, "wait_ready": 20, "observe": 30, "collect": 85,
+          "build": 95}
+WORKLOAD_KIND = "deployment"
 
 
-def run_pipeline(job: AnalysisJob) -> None:
-    raise ServiceUnavailableError(
-        "sandbox pipeline",
-        "not available in this release",
-        "The sandbox pipeline is not available in this release; import Kubescape results "
-        "instead, or retry the job after upgrading.",
-        retry_after=None,
-    )
+class Clock:
+    """Real time; tests pass one whose ``sleep`` advances ``monotonic``."""
+
+    monotonic = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
+
+
+class SandboxDisabledError(ServiceUnavailableError):
+    """No cluster is configured: retrying cannot help."""
+
+    def __init__(self) -> None:
+        super().__init__("sandbox", "no Kubernetes cluster is configured (SANDBOX_ENABLED is off)",
+                         retry_after=None)
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while running: stop, clean up, record nothing."""
+
+
+class Pipeline:
+    def __init__(self, job: AnalysisJob, clock: Clock | None = None) -> None:
+        self.job = job
+        self.clock = clock or Clock()
+        self.budget = job_budget_seconds(job.config["analysis_duration"])
+        self.deadline = self.clock.monotonic() + self.budget
+        self.phase = "preflight"
+        self.workload = Workload(job, retry_sleep=self.clock.sleep)
+        self.kubescape: KubescapeObjects | None = None
+        self.deploying = False  # nothing to clean up before the first create
+
+    # -- driving -------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.cleanup()
+
+    def _run(self) -> None:
+        self.enter("preflight")
+        self._preflight()
+        self.enter("deploy")
+        AnalysisJob.objects.filter(pk=self.job.pk).update(sandbox_name=self.workload.name)
+        self.deploying = True
+        self.workload.deploy()
+        self.enter("wait_ready")
+        pod = self.poll(self.workload.ready_pod)
+        self._observe(pod)
+
+    def _preflight(self) -> None:
+        if not settings.SANDBOX_ENABLED:
+            raise SandboxDisabledError()
+        kubernetes = check_kubernetes()
+        if kubernetes.status != HEALTHY:
+            raise ServiceUnavailableError("kubernetes", kubernetes.reason or "unhealthy",
+                                          retry_after=settings.HEALTH_KUBERNETES_CACHE_SECONDS)
+        kubescape = check_kubescape()
+        if kubescape.status != HEALTHY:
+            raise KubescapeError(
+                f"Kubescape is not usable: {kubescape.reason}. Install the Kubescape operator "
+                "with relevancy enabled (helm chart kubescape-operator).",
+                {"reason": kubescape.reason})
+        self.workload.check_namespace()
+
+    def _observe(self, pod: ReadyPod) -> None:
+        self.kubescape = KubescapeObjects(pod.instance, WORKLOAD_KIND, self.workload.name,
+                                          settings.KUBESCAPE_NAMESPACE, self.clock.sleep)
+        transition(self.job, JobStatus.ANALYZING, sources=frozenset({JobStatus.RUNNING}),
+                   current_phase="observe", progress_percent=PHASES["observe"],
+                   heartbeat_at=timezone.now())
+        self.phase = "observe"
+        profile = self.poll(self._completed_profile)
+        evidence = COMPLETE if profile.completion == "complete" else PARTIAL
+        relevant = self.poll(self._settled_relevant_manifest())
+        full = self.poll(self.kubescape.full_manifest)
+        self.enter("collect")
+        collected = Evidence(full, relevant, self.kubescape.kubescape_vex(),
+                             self.kubescape.filtered_sbom())
+        full_manifest, relevant_manifest = collected.parsed()
+        for kind, data in collected.items():
+            store_evidence(self.job, kind, data, _DESCRIPTIONS[kind])
+        self.enter("build")
+        result = build_for(self.job, full_manifest, relevant_manifest, evidence)
+        transition(self.job, JobStatus.COMPLETE, **record(self.job, result, evidence))
+        logger.info("Job %s complete", self.job.pk,
+                    extra={"job_id": str(self.job.pk), "statements": len(result.results)})
+
+    def _completed_profile(self):
+        profile = self.kubescape.profile()
+        if profile is None:
+            return None
+        if profile.status in FAILED_PROFILE_STATUSES:
+            raise KubescapeError(f"Kubescape could not profile the container ({profile.status}).",
+                                 {"profile_status": profile.status})
+        return profile if profile.status == "completed" else None
+
+    def _settled_relevant_manifest(self) -> Callable[[], dict[str, Any] | None]:
+        """Accept the manifest once rewritten after completion, or unchanged for a settle period.
+
+        A manifest from an earlier partial scan may already exist when the profile
+        completes; the final scan rewrites it (its resourceVersion changes).
+        """
+        first = self.kubescape.relevant_manifest()
+        seen_version = _version(first)
+        since = self.clock.monotonic()
+
+        def probe() -> dict[str, Any] | None:
+            manifest = self.kubescape.relevant_manifest()
+            if manifest is None:
+                return None
+            if seen_version is None or _version(manifest) != seen_version:
+                return manifest
+            settled = self.clock.monotonic() - since >= settings.KUBESCAPE_SETTLE_SECONDS
+            return manifest if settled else None
+
+        return probe
+
+    # -- polling, heartbeat, cancellation, budget -----------------------------------
+
+    def enter(self, phase: str) -> None:
+        self.phase = phase
+        self.checkpoint(progress=PHASES[phase])
+
+    def poll(self, probe: Callable[[], T | None]) -> T:
+        while True:
+            self.checkpoint()
+            result = probe()
+            if result is not None:
+                return result
+            self.clock.sleep(self.interval())
+
+    def interval(self) -> float:
+        remaining = max(0.0, self.deadline - self.clock.monotonic())
+        return max(1.0, min(settings.SANDBOX_POLL_MAX_SECONDS, remaining / 10))
+
+    def checkpoint(self, progress: int | None = None) -> None:
+        if self.clock.monotonic() >= self.deadline:
+            raise AnalysisTimeoutError(self.job.pk, self.phase, self.budget)
+        fields: dict[str, Any] = {"heartbeat_at": timezone.now(), "current_phase": self.phase}
+        if progress is not None:
+            fields["progress_percent"] = progress
+        alive = AnalysisJob.objects.filter(pk=self.job.pk, status__in=ACTIVE).update(**fields)
+        if not alive:
+            raise JobCancelled(self.job.pk)
+
+    # -- cleanup -----------------------------------------------------------------------
+
+    def cleanup(self) -> list[str]:
+        """Delete everything this job created; failures are recorded, not raised."""
+        if not self.deploying:
+            return []
+        failures = self.workload.delete()
+        if self.kubescape is not None:
+            for namespace, plural, name in self.kubescape.owned():
+                try:
+                    self.kubescape.delete(namespace, plural, name)
+                except Exception as error:
+                    failures.append(f"{plural}/{name}: {type(error).__name__}")
+        if failures:
+            logger.error("Cleanup of job %s left %d object(s) for the reconciler", self.job.pk,
+                         len(failures), extra={"job_id": str(self.job.pk),
+                                               "cleanup_failures": failures})
+            job = AnalysisJob.objects.get(pk=self.job.pk)
+            AnalysisJob.objects.filter(pk=self.job.pk).update(
+                error_details={**(job.error_details or {}), "cleanup_failures": failures})
+        return failures
+
+
+_DESCRIPTIONS = {
+    FULL: "Kubescape VulnerabilityManifest of the image (all packages)",
+    RELEVANT: "Kubescape VulnerabilityManifest of the packages loaded at runtime",
+    KUBESCAPE_VEX: "Kubescape's own OpenVEX document for the container",
+    FILTERED_SBOM: "Kubescape's SBOM of the files used at runtime",
+}
+
+
+def _version(obj: dict[str, Any] | None) -> str | None:
+    return None if obj is None else str((obj.get("metadata") or {}).get("resourceVersion"))
+

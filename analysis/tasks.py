@@ -5,51 +5,75 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 
-from reliability.exceptions import InvalidJobStateError
+from reliability.exceptions import (
+    AnalysisTimeoutError,
+    InvalidJobStateError,
+    ServiceUnavailableError,
+)
 
 from . import jobs
+from .cluster import TRANSIENT
 from .models import AnalysisJob
+from .pipeline import JobCancelled, Pipeline, SandboxDisabledError
 
 logger = logging.getLogger("analysis.tasks")
 
+# Worth another attempt of the whole job: the cluster failed, not the image.
+RETRYABLE = (*TRANSIENT, ServiceUnavailableError)
 
-@shared_task(
-    bind=True,
-    name="analysis.run_analysis",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-)
+
+@shared_task(bind=True, name="analysis.run_analysis", acks_late=True,
+             reject_on_worker_lost=True, ignore_result=True, max_retries=None)
 def run_analysis(self, job_id: str) -> None:
     """Run one job. A redelivered or duplicate message finds the job claimed and stops."""
     job = AnalysisJob.objects.filter(pk=job_id).first()
     if job is None:
-        logger.warning(
-            "Job %s no longer exists; dropping its task", job_id, extra={"job_id": job_id}
-        )
+        logger.warning("Job %s no longer exists; dropping its task", job_id,
+                       extra={"job_id": job_id})
         return
     if not jobs.claim(job, self.request.id):
-        logger.info(
-            "Job %s is %s; not running it again",
-            job_id,
-            job.status,
-            extra={"job_id": job_id, "status": job.status},
-        )
+        logger.info("Job %s is %s; not running it again", job_id, job.status,
+                    extra={"job_id": job_id, "status": job.status})
         return
-    from .pipeline import run_pipeline
-
+    pipeline = Pipeline(job)
     try:
-        run_pipeline(job)
-    except Exception as exc:
-        logger.exception("Job %s failed", job_id, extra={"job_id": job_id})
-        try:
-            jobs.fail(job, exc)
-        except InvalidJobStateError as conflict:
-            # Cancelled meanwhile: the cancel wins, nothing to record.
-            logger.info(
-                "Job %s left as %s",
-                job_id,
-                conflict.details["current_state"],
-                extra={"job_id": job_id},
-            )
+        pipeline.run()
+    except JobCancelled:
+        logger.info("Job %s was cancelled; sandbox removed", job_id, extra={"job_id": job_id})
+    except SoftTimeLimitExceeded:
+        _fail(job, AnalysisTimeoutError(job.pk, pipeline.phase, pipeline.budget))
+    except Exception as error:
+        if _transient(error) and job.attempts < settings.ANALYSIS_MAX_ATTEMPTS:
+            _retry_later(self, job, error)
+            return
+        logger.exception("Job %s failed in %s", job_id, pipeline.phase,
+                         extra={"job_id": job_id, "phase": pipeline.phase})
+        _fail(job, error)
+
+
+def _transient(error: BaseException) -> bool:
+    return isinstance(error, RETRYABLE) and not isinstance(error, SandboxDisabledError)
+
+
+def _retry_later(task, job: AnalysisJob, error: BaseException) -> None:
+    countdown = min(300, 30 * 2 ** (job.attempts - 1))
+    logger.warning("Job %s hit a transient failure (%s); retrying in %ss", job.pk,
+                   type(error).__name__, countdown,
+                   extra={"job_id": str(job.pk), "attempt": job.attempts})
+    try:
+        jobs.requeue_for_retry(job, error)
+    except InvalidJobStateError:
+        return  # cancelled meanwhile
+    raise task.retry(countdown=countdown, exc=error)
+
+
+def _fail(job: AnalysisJob, error: BaseException) -> None:
+    try:
+        jobs.fail(job, error)
+    except InvalidJobStateError as conflict:
+        # Cancelled meanwhile: the cancel wins, nothing to record.
+        logger.info("Job %s left as %s", job.pk, conflict.details["current_state"],
+                    extra={"job_id": str(job.pk)})

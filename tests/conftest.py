@@ -218,3 +218,22 @@ def log_records():
     root.addHandler(handler)
     yield records
     root.removeHandler(handler)
+
+
+@pytest.fixture
+def unconsumed_queue():
+    """Tasks are really published, to a queue of this test's that no worker reads."""
+    import uuid
+
+    conf = celery_app.conf
+    saved = (conf.task_always_eager, conf.task_default_queue)
+    queue = f"test-unconsumed-{uuid.uuid4().hex[:8]}"
+    conf.task_always_eager, conf.task_default_queue = False, queue
+    try:
+        yield queue
+    finally:
+        conf.task_always_eager, conf.task_default_queue = saved
+        with celery_app.connection_for_write() as connection:
+            channel = connection.default_channel
+            channel.queue_purge(queue)
+            channel.queue_delete(queue)

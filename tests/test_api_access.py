@@ -7,7 +7,6 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from celery._state import _set_task_join_will_block
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
@@ -148,7 +147,7 @@ def test_seconds_until_next_month_crosses_the_year():
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("sandbox_ready")
+@pytest.mark.usefixtures("sandbox_ready", "unconsumed_queue")
 def test_concurrent_submissions_never_exceed_the_quota(organization):
     organization.monthly_analysis_quota = 3
     organization.save()
@@ -168,9 +167,6 @@ def test_concurrent_submissions_never_exceed_the_quota(organization):
         thread.start()
     for thread in threads:
         thread.join()
-    # Eager apply_async flips a process-global Celery flag without a lock; concurrent
-    # eager publishes can leave it set, which would break later tests' result.get().
-    _set_task_join_will_block(False)
     assert sorted(statuses) == [201] * 3 + [429] * 5
     assert AnalysisJob.objects.filter(organization=organization).count() == 3
     assert MonthlyUsage.objects.get(organization=organization).analyses == 3

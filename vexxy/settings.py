@@ -279,6 +279,18 @@ K8S_REQUEST_TIMEOUT = env.float("K8S_REQUEST_TIMEOUT", default=10.0)
 K8S_MAX_ATTEMPTS = env.int("K8S_MAX_ATTEMPTS", default=4)
 KUBESCAPE_APISERVICE = "v1beta1.spdx.softwarecomposition.kubescape.io"
 SANDBOX_UNAVAILABLE_RETRY_AFTER = 300
+SANDBOX_RESOURCES = {
+    "requests": {"cpu": env("SANDBOX_CPU_REQUEST", default="100m"),
+                 "memory": env("SANDBOX_MEMORY_REQUEST", default="128Mi")},
+    "limits": {"cpu": env("SANDBOX_CPU_LIMIT", default="1"),
+               "memory": env("SANDBOX_MEMORY_LIMIT", default="512Mi")},
+}
+# Longest pause between two polls of the sandbox or Kubescape; shorter near the deadline.
+SANDBOX_POLL_MAX_SECONDS = env.float("SANDBOX_POLL_MAX_SECONDS", default=15.0)
+# A relevant manifest seen before the profile completed is accepted after this long unchanged.
+KUBESCAPE_SETTLE_SECONDS = env.float("KUBESCAPE_SETTLE_SECONDS", default=90.0)
+# Attempts of a job whose failure was transient (cluster errors, open circuit).
+ANALYSIS_MAX_ATTEMPTS = env.int("ANALYSIS_MAX_ATTEMPTS", default=3)
 
 # -- analysis jobs --------------------------------------------------------------------------
 
