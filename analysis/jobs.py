@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from reliability.correlation import get_request_id
 from reliability.error_mapping import to_vexxy_exception
+from reliability.exceptions import InvalidJobStateError
 
 from . import quota
 from .availability import ensure_sandbox_available
@@ -114,19 +115,21 @@ def requeue_for_retry(job: AnalysisJob, error: BaseException) -> AnalysisJob:
 
 
 def claim(job: AnalysisJob, task_id: str) -> bool:
-    """queued → running for the task that was published for it; False if not ours to run."""
+    """→ running, for the task published for this job; False if it is not ours to run.
+
+    A job already running under the same task id is resumed: its message was
+    redelivered because the worker running it was lost.
+    """
     now = timezone.now()
-    claimed = AnalysisJob.objects.filter(
-        pk=job.pk, status=JobStatus.QUEUED, celery_task_id=task_id
-    ).update(
-        status=JobStatus.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        updated_at=now,
-        attempts=F("attempts") + 1,
-        current_phase="preflight",
-        progress_percent=0,
-    )
-    if claimed:
+    try:
+        transition(
+            job, JobStatus.RUNNING,
+            sources=frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.ANALYZING}),
+            where={"celery_task_id": task_id},
+            started_at=now, heartbeat_at=now, attempts=F("attempts") + 1,
+            current_phase="preflight", progress_percent=0,
+        )
+    except InvalidJobStateError:
         job.refresh_from_db()
-    return bool(claimed)
+        return False
+    return True

@@ -36,7 +36,8 @@ ALLOWED_SOURCES: dict[str, frozenset[str]] = {
     JobStatus.QUEUED: frozenset(
         {JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.RUNNING, JobStatus.ANALYZING}
     ),
-    JobStatus.RUNNING: frozenset({JobStatus.QUEUED}),
+    # from running/analyzing: the same task, redelivered after its worker was lost, resumes
+    JobStatus.RUNNING: frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.ANALYZING}),
     JobStatus.ANALYZING: frozenset({JobStatus.RUNNING}),
     JobStatus.COMPLETE: frozenset({JobStatus.ANALYZING}),
     JobStatus.FAILED: ACTIVE,
@@ -52,18 +53,21 @@ def transition(
     target: str,
     *,
     sources: frozenset[str] | None = None,
+    where: dict[str, Any] | None = None,
     **fields: Any,
 ) -> AnalysisJob:
     """Move ``job`` to ``target`` and write ``fields`` in the same UPDATE.
 
     ``sources`` narrows the allowed source statuses (a retry accepts only
-    failed/cancelled, not the worker-lost requeue). Raises
-    ``InvalidJobStateError`` when the row is not in one of them.
+    failed/cancelled, not the worker-lost requeue); ``where`` adds conditions
+    (the claiming task's id). Raises ``InvalidJobStateError`` when the row does
+    not match.
     """
     allowed = ALLOWED_SOURCES[target] if sources is None else sources & ALLOWED_SOURCES[target]
     values = {"status": target, "updated_at": timezone.now(), **fields}
     model = type(job)
-    updated = model.objects.filter(pk=job.pk, status__in=allowed).update(**values)
+    rows = model.objects.filter(pk=job.pk, status__in=allowed, **(where or {}))
+    updated = rows.update(**values)
     if not updated:
         current = model.objects.filter(pk=job.pk).values_list("status", flat=True).first()
         raise InvalidJobStateError(job.pk, current or "deleted", sorted(allowed))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 from django.conf import settings
 
 from reliability.exceptions import (
     AnalysisTimeoutError,
     InvalidJobStateError,
     ServiceUnavailableError,
+    WorkerLostError,
 )
 
 from . import jobs
@@ -37,6 +38,9 @@ def run_analysis(self, job_id: str) -> None:
     if not jobs.claim(job, self.request.id):
         logger.info("Job %s is %s; not running it again", job_id, job.status,
                     extra={"job_id": job_id, "status": job.status})
+        return
+    if job.attempts > settings.ANALYSIS_MAX_ATTEMPTS:
+        _fail(job, WorkerLostError(job.attempts - 1))
         return
     pipeline = Pipeline(job)
     try:
@@ -67,7 +71,16 @@ def _retry_later(task, job: AnalysisJob, error: BaseException) -> None:
         jobs.requeue_for_retry(job, error)
     except InvalidJobStateError:
         return  # cancelled meanwhile
-    raise task.retry(countdown=countdown, exc=error)
+    try:
+        raise task.retry(countdown=countdown, exc=error)
+    except Retry:
+        raise
+    except Exception as publish_error:
+        # The retry could not be published: hand the queued job to dispatch_pending_jobs.
+        AnalysisJob.objects.filter(pk=job.pk).update(dispatched_at=None, celery_task_id="")
+        logger.warning("Could not schedule the retry of job %s; it waits for dispatch",
+                       job.pk, extra={"job_id": str(job.pk),
+                                      "error_type": type(publish_error).__name__})
 
 
 def _fail(job: AnalysisJob, error: BaseException) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "UnsupportedMediaTypeError",
     "ValidationError",
     "VexxyException",
+    "WorkerLostError",
     "utc_timestamp",
 ]
 
@@ -231,6 +232,16 @@ class InternalServiceError(VexxyException):
 
     def __init__(self, service: str = "vexxy", message: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, {"service": service}, **kwargs)
+
+
+class WorkerLostError(InternalServiceError):
+    """The worker running a job died (killed, out of memory, time limit) too many times."""
+
+    error_code = "WORKER_LOST"
+    default_message = "The worker running this job was lost."
+
+    def __init__(self, attempts: int, message: str | None = None) -> None:
+        VexxyException.__init__(self, message, {"attempts": attempts})
 
 
 class DatabaseError(VexxyException):

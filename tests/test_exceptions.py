@@ -43,6 +43,8 @@ CASES = [
                  id="RateLimitedError"),
     pytest.param(exc.InternalServiceError("celery"), 500, "INTERNAL_ERROR",
                  {"service": "celery"}, id="InternalServiceError"),
+    pytest.param(exc.WorkerLostError(3), 500, "WORKER_LOST", {"attempts": 3},
+                 id="WorkerLostError"),
     pytest.param(exc.DatabaseError("insert"), 500, "DATABASE_ERROR", {"operation": "insert"},
                  id="DatabaseError"),
     pytest.param(exc.DatabaseError("connect", unreachable=True), 503, "DATABASE_ERROR",
