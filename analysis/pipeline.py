@@ -19,6 +19,7 @@ from django.utils import timezone
 from reliability.exceptions import (
     AnalysisTimeoutError,
     KubescapeError,
+    SandboxError,
     ServiceUnavailableError,
 )
 from reliability.health import HEALTHY
@@ -88,7 +89,13 @@ class Pipeline:
         self.deploying = True
         self.workload.deploy()
         self.enter("wait_ready")
-        pod = self.poll(self.workload.ready_pod)
+        try:
+            pod = self.poll(self.workload.ready_pod)
+        except SandboxError as error:
+            if error.details.get("logs"):
+                store_evidence(self.job, "sandbox_logs", error.details["logs"],
+                               f"last log lines of {error.details.get('pod', 'the pod')}")
+            raise
         self._observe(pod)
 
     def _preflight(self) -> None:
@@ -116,7 +123,7 @@ class Pipeline:
         profile = self.poll(self._completed_profile)
         evidence = COMPLETE if profile.completion == "complete" else PARTIAL
         relevant = self.poll(self._settled_relevant_manifest())
-        full = self.poll(self.kubescape.full_manifest)
+        full = self.poll(lambda: self.kubescape.full_manifest(pod.image_id))
         self.enter("collect")
         collected = Evidence(full, relevant, self.kubescape.kubescape_vex(),
                              self.kubescape.filtered_sbom())

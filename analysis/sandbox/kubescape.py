@@ -31,6 +31,7 @@ from .manifests import (
 STATUS_ANNOTATION = "kubescape.io/status"
 COMPLETION_ANNOTATION = "kubescape.io/completion"
 CONTEXT_LABEL = "kubescape.io/context"
+IMAGE_ID_ANNOTATION = "kubescape.io/image-id"
 FAILED_PROFILE_STATUSES = frozenset({"too-large", "failed", "incomplete", "unauthorize",
                                      "missing-runtime", "unsupported-schema"})
 
@@ -117,8 +118,11 @@ class KubescapeObjects:
         labels = obj["metadata"].get("labels") or {}
         return obj if labels.get(CONTEXT_LABEL, "filtered") == "filtered" else None
 
-    def full_manifest(self) -> dict[str, Any] | None:
-        """Through the summary's reference; its namespace field is wrong and ignored (§2.4)."""
+    def full_manifest(self, image_id: str = "") -> dict[str, Any] | None:
+        """Through the summary's reference, whose namespace field is wrong and ignored (§2.4).
+
+        The manifest is per image; when it names its image ID, that must be the pod's.
+        """
         summary = self._get(self.instance.namespace, VULNERABILITY_MANIFEST_SUMMARIES,
                             self.summary_name)
         if summary is None:
@@ -128,7 +132,14 @@ class KubescapeObjects:
         name = reference.get("name")
         if not name:
             return None
-        return self._get(self.kubescape_namespace, VULNERABILITY_MANIFESTS, name)
+        manifest = self._get(self.kubescape_namespace, VULNERABILITY_MANIFESTS, name)
+        if manifest is None:
+            return None
+        annotations = (manifest.get("metadata") or {}).get("annotations") or {}
+        recorded = annotations.get(IMAGE_ID_ANNOTATION)
+        if image_id and recorded and _digest(recorded) != _digest(image_id):
+            return None
+        return manifest
 
     def kubescape_vex(self) -> dict[str, Any] | None:
         return self._ours(self._get(self.kubescape_namespace, OPENVEX_CONTAINERS,
@@ -144,3 +155,8 @@ class KubescapeObjects:
         call(f"delete {plural}", custom.delete_namespaced_custom_object,
              KUBESCAPE_GROUP, KUBESCAPE_VERSION, namespace, plural, name,
              resource=f"{plural}/{name}", missing_ok=True, retry_sleep=self.retry_sleep)
+
+
+def _digest(image_id: str) -> str:
+    """``sha256:…`` of an image ID, whatever prefix the runtime or Kubescape put before it."""
+    return image_id.rsplit("@", 1)[-1].removeprefix("docker-pullable://")

@@ -36,6 +36,7 @@ LOG_LINES = 50
 class ReadyPod:
     name: str
     instance: ContainerInstance
+    image_id: str = ""  # what the kubelet ran, e.g. docker.io/library/nginx@sha256:…
 
 
 class Workload:
@@ -115,7 +116,7 @@ class Workload:
             conditions = {c.type: c for c in (pod.status.conditions or [])}
             ready = conditions.get("Ready")
             if ready is not None and ready.status == "True":
-                return ReadyPod(pod.metadata.name, self._instance_of(pod))
+                return ReadyPod(pod.metadata.name, self._instance_of(pod), _image_id(pod))
         return None
 
     def _raise_if_failing(self, pod: Any) -> None:
@@ -178,3 +179,10 @@ class Workload:
             except Exception as error:  # every step is tried; the reconciler gets the rest
                 failures.append(f"{kind}/{self.name}: {type(error).__name__}")
         return failures
+
+
+def _image_id(pod: Any) -> str:
+    for status in pod.status.container_statuses or []:
+        if status.name == manifests.CONTAINER_NAME:
+            return status.image_id or ""
+    return ""
