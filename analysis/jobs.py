@@ -60,6 +60,8 @@ def cancel(job: AnalysisJob, actor: str) -> AnalysisJob:
 
 def retry(job: AnalysisJob, actor: str) -> AnalysisJob:
     """Requeue a failed or cancelled job; it does not count against the quota again."""
+    if job.status not in RETRYABLE:  # a wrong state is the answer, even without a sandbox
+        raise InvalidJobStateError(job.pk, job.status, sorted(RETRYABLE))
     ensure_sandbox_available()
     with transaction.atomic():
         transition(

@@ -160,6 +160,14 @@ def test_retry_requeues_failed_and_refuses_queued(api, organization):
         "required_state": ["cancelled", "failed"]})
 
 
+def test_retry_of_a_complete_job_is_409_even_without_a_sandbox(api, organization, settings):
+    settings.SANDBOX_ENABLED = False
+    job = make_job(organization, status=JobStatus.COMPLETE)
+    assert_envelope(api.post(f"/api/v1/analysis/{job.pk}/retry"), 409, "INVALID_JOB_STATE", {
+        "job_id": str(job.pk), "current_state": "complete",
+        "required_state": ["cancelled", "failed"]})
+
+
 def test_evidence_and_vex(api, organization):
     job = make_job(organization, status=JobStatus.COMPLETE)
     AnalysisEvidence.objects.create(job=job, evidence_type="relevant_manifest", data={"a": 1},
