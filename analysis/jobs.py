@@ -99,7 +99,7 @@ def fail(job: AnalysisJob, error: BaseException, phase: str = "") -> AnalysisJob
         completed_at=timezone.now(),
         error_code=vexxy_error.error_code,
         error_message=vexxy_error.message,
-        error_details=vexxy_error.details,
+        error_details=_with_cleanup_failures(job, vexxy_error.details),
         current_phase=phase or job.current_phase,
     )
     return job
@@ -112,8 +112,15 @@ def requeue_for_retry(job: AnalysisJob, error: BaseException) -> AnalysisJob:
         job, JobStatus.QUEUED, sources=frozenset({JobStatus.RUNNING, JobStatus.ANALYZING}),
         current_phase="retry scheduled", progress_percent=0,
         error_code=vexxy_error.error_code, error_message=vexxy_error.message,
-        error_details=vexxy_error.details,
+        error_details=_with_cleanup_failures(job, vexxy_error.details),
     )
+
+
+def _with_cleanup_failures(job: AnalysisJob, details: dict[str, Any]) -> dict[str, Any]:
+    """``details``, keeping what the pipeline's cleanup could not delete (for the reconciler)."""
+    recorded = AnalysisJob.objects.filter(pk=job.pk).values_list("error_details", flat=True)
+    leftovers = (recorded.first() or {}).get("cleanup_failures")
+    return {**details, "cleanup_failures": leftovers} if leftovers else dict(details)
 
 
 def claim(job: AnalysisJob, task_id: str) -> bool:

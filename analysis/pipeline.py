@@ -132,7 +132,9 @@ class Pipeline:
             store_evidence(self.job, kind, data, _DESCRIPTIONS[kind])
         self.enter("build")
         result = build_for(self.job, full_manifest, relevant_manifest, evidence)
-        transition(self.job, JobStatus.COMPLETE, **record(self.job, result, evidence))
+        # An earlier attempt's transient error does not describe a complete job.
+        transition(self.job, JobStatus.COMPLETE, error_code="", error_message="",
+                   error_details={}, **record(self.job, result, evidence))
         logger.info("Job %s complete", self.job.pk,
                     extra={"job_id": str(self.job.pk), "statements": len(result.results)})
 
@@ -196,11 +198,25 @@ class Pipeline:
 
     # -- cleanup -----------------------------------------------------------------------
 
-    def cleanup(self) -> list[str]:
-        """Delete everything this job created; failures are recorded, not raised."""
-        if not self.deploying:
+    def cleanup(self, *, assume_deployed: bool = False) -> list[str]:
+        """Delete everything this job created; failures are recorded, not raised.
+
+        ``assume_deployed``: an earlier, lost attempt may have created the sandbox.
+        """
+        if not (self.deploying or assume_deployed):
             return []
-        failures = self.workload.delete()
+        failures: list[str] = []
+        if self.kubescape is None:
+            # Failed before observing: Kubescape may still have profiled the pod.
+            try:
+                instance = self.workload.any_instance()
+            except Exception as error:
+                instance = None
+                failures.append(f"pods: {type(error).__name__}")
+            if instance is not None:
+                self.kubescape = KubescapeObjects(instance, WORKLOAD_KIND, self.workload.name,
+                                                  settings.KUBESCAPE_NAMESPACE, self.clock.sleep)
+        failures += self.workload.delete()
         if self.kubescape is not None:
             for namespace, plural, name in self.kubescape.owned():
                 try:

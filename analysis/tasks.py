@@ -40,6 +40,8 @@ def run_analysis(self, job_id: str) -> None:
                     extra={"job_id": job_id, "status": job.status})
         return
     if job.attempts > settings.ANALYSIS_MAX_ATTEMPTS:
+        # The lost attempts may have left a sandbox: delete it before giving up.
+        Pipeline(job).cleanup(assume_deployed=True)
         _fail(job, WorkerLostError(job.attempts - 1))
         return
     pipeline = Pipeline(job)

@@ -47,6 +47,7 @@ class Workload:
         self.namespace = settings.K8S_SANDBOX_NAMESPACE
         self.name = manifests.sandbox_name(job.pk)
         self.retry_sleep = retry_sleep
+        self.foreign: set[str] = set()  # kinds whose object under our name is another job's
 
     def _call(self, operation: str, method: Callable[..., Any], *args: Any, **kwargs: Any):
         kwargs.setdefault("retry_sleep", self.retry_sleep)
@@ -93,6 +94,7 @@ class Workload:
                                   resource=f"{kind}/{name}")
             owner = (existing.metadata.labels or {}).get(manifests.JOB_LABEL)
             if owner != str(self.job.pk):
+                self.foreign.add(kind)
                 raise ResourceConflictError(
                     f"A {kind} named {name} exists and belongs to another job.",
                     {"resource": f"{kind}/{name}", "owner": owner},
@@ -138,6 +140,13 @@ class Workload:
                                    f"The pod cannot be scheduled: {condition.message or ''}",
                                    pod=pod.metadata.name)
 
+    def any_instance(self) -> ContainerInstance | None:
+        """The container instance of any of the job's pods, ready or not (for cleanup)."""
+        for pod in self.pods():
+            if pod.metadata.owner_references:
+                return self._instance_of(pod)
+        return None
+
     def _instance_of(self, pod: Any) -> ContainerInstance:
         owners = pod.metadata.owner_references or []
         if not owners:
@@ -173,6 +182,8 @@ class Workload:
         ]
         failures = []
         for kind, method, extra in steps:
+            if kind in self.foreign:
+                continue  # never delete what another job owns
             try:
                 self._call(f"delete {kind}", method, self.name, self.namespace,
                            resource=f"{kind}/{self.name}", missing_ok=True, **extra)
