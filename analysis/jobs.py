@@ -90,12 +90,15 @@ def retry(job: AnalysisJob, actor: str) -> AnalysisJob:
     return job
 
 
-def fail(job: AnalysisJob, error: BaseException, phase: str = "") -> AnalysisJob:
+def fail(
+    job: AnalysisJob, error: BaseException, phase: str = "", where: dict | None = None
+) -> AnalysisJob:
     """Record ``error`` on an active job; the message is the client-safe one."""
     vexxy_error = to_vexxy_exception(error)
     transition(
         job,
         JobStatus.FAILED,
+        where=where,
         completed_at=timezone.now(),
         error_code=vexxy_error.error_code,
         error_message=vexxy_error.message,

@@ -31,7 +31,7 @@ from .models import AnalysisJob
 from .results import FILTERED_SBOM, FULL, KUBESCAPE_VEX, RELEVANT, Evidence, build_for, record
 from .sandbox.kubescape import FAILED_PROFILE_STATUSES, KubescapeObjects
 from .sandbox.workload import ReadyPod, Workload
-from .status import ACTIVE, JobStatus, transition
+from .status import JobStatus, transition
 from .vex.builder import COMPLETE, PARTIAL
 
 logger = logging.getLogger("analysis.pipeline")
@@ -41,6 +41,7 @@ T = TypeVar("T")
 PHASES = {"preflight": 5, "deploy": 10, "wait_ready": 20, "observe": 30, "collect": 85,
           "build": 95}
 WORKLOAD_KIND = "deployment"
+RUNNING_STATES = frozenset({JobStatus.RUNNING, JobStatus.ANALYZING})
 
 
 class Clock:
@@ -192,7 +193,11 @@ class Pipeline:
         fields: dict[str, Any] = {"heartbeat_at": timezone.now(), "current_phase": self.phase}
         if progress is not None:
             fields["progress_percent"] = progress
-        alive = AnalysisJob.objects.filter(pk=self.job.pk, status__in=ACTIVE).update(**fields)
+        # Still ours: running under this task. Cancelled, or requeued by recover_stale_jobs
+        # (which clears the task id), means stop and clean up.
+        alive = AnalysisJob.objects.filter(
+            pk=self.job.pk, status__in=RUNNING_STATES, celery_task_id=self.job.celery_task_id
+        ).update(**fields)
         if not alive:
             raise JobCancelled(self.job.pk)
 

@@ -14,6 +14,7 @@ from reliability.exceptions import (
     ServiceUnavailableError,
     WorkerLostError,
 )
+from reliability.locks import cache_lock
 
 from . import jobs
 from .cluster import TRANSIENT
@@ -92,3 +93,28 @@ def _fail(job: AnalysisJob, error: BaseException) -> None:
         # Cancelled meanwhile: the cancel wins, nothing to record.
         logger.info("Job %s left as %s", job.pk, conflict.details["current_state"],
                     extra={"job_id": str(job.pk)})
+
+
+@shared_task(name="analysis.dispatch_pending_jobs", ignore_result=True)
+def dispatch_pending_jobs_task() -> dict[str, int] | None:
+    """Beat: publish queued jobs whose publish failed."""
+    from .dispatch import PUBLISHED, pending_jobs, publish
+
+    with cache_lock("dispatch_pending_jobs", settings.MAINTENANCE_INTERVAL_SECONDS) as held:
+        if not held:
+            logger.info("dispatch_pending_jobs already running elsewhere; skipped")
+            return None
+        outcomes = [publish(job_id) for job_id in pending_jobs()]
+        return {"pending": len(outcomes), "published": outcomes.count(PUBLISHED)}
+
+
+@shared_task(name="analysis.recover_stale_jobs", ignore_result=True)
+def recover_stale_jobs_task() -> dict | None:
+    """Beat: requeue or fail jobs whose worker was lost."""
+    from .maintenance import recover_stale_jobs
+
+    with cache_lock("recover_stale_jobs", settings.STALE_JOB_SECONDS) as held:
+        if not held:
+            logger.info("recover_stale_jobs already running elsewhere; skipped")
+            return None
+        return recover_stale_jobs(settings.STALE_JOB_SECONDS)

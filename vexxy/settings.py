@@ -170,7 +170,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_BEAT_SCHEDULE: dict = {}
+# Maintenance from beat; each run holds a lock in the shared cache, so overlapping runs act once.
+STALE_JOB_SECONDS = env.float("STALE_JOB_SECONDS", default=600.0)
+MAINTENANCE_INTERVAL_SECONDS = env.float("MAINTENANCE_INTERVAL_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE: dict = {
+    "dispatch-pending-jobs": {"task": "analysis.dispatch_pending_jobs",
+                              "schedule": MAINTENANCE_INTERVAL_SECONDS},
+    "recover-stale-jobs": {"task": "analysis.recover_stale_jobs",
+                           "schedule": MAINTENANCE_INTERVAL_SECONDS},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # -- HTTP API --------------------------------------------------------------------
