@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from kubernetes import client
 
 from reliability.exceptions import InvalidJobStateError, WorkerLostError
 
 from . import jobs
+from .budget import job_budget_seconds
+from .cluster import api_client, call
 from .dispatch import publish
 from .models import AnalysisJob
-from .pipeline import RUNNING_STATES, Pipeline
-from .status import JobStatus, transition
+from .pipeline import RUNNING_STATES, WORKLOAD_KIND, Pipeline
+from .sandbox import manifests
+from .sandbox.identity import INSTANCE_ID_ANNOTATION, ContainerInstance
+from .sandbox.kubescape import KubescapeObjects
+from .status import TERMINAL, JobStatus, transition
 
 logger = logging.getLogger("analysis.maintenance")
+INSTANCE_ID = re.compile(r"apiVersion-(.+)/namespace-(.+)/kind-(.+)/name-(.+)/containerName-(.+)")
 
 
 def stale_jobs(stale_after: float) -> list[AnalysisJob]:
@@ -67,3 +76,100 @@ def recover_stale_jobs(stale_after: float, *, dry_run: bool = False) -> dict[str
         logger.warning("Stale job %s %s", job.pk, outcome,
                        extra={"job_id": str(job.pk), "attempts": job.attempts})
     return report
+
+
+# -- orphaned sandboxes ------------------------------------------------------------
+
+
+def reconcile_sandboxes(*, dry_run: bool = False) -> dict[str, Any]:
+    """Delete sandbox objects whose job is terminal, unknown, or past its budget.
+
+    Workload objects are found by our managed-by label; Kubescape's by the
+    ContainerProfiles of ``vexxy-`` workloads in the sandbox namespace, and
+    deleted by exact name after their instance-id matched.
+    """
+    report: dict[str, Any] = {"deleted": [], "failures": [], "dry_run": dry_run}
+    namespace = settings.K8S_SANDBOX_NAMESPACE
+    for kind, lister, deleter, extra in _workload_kinds():
+        listed = call(f"list {kind}", lister, namespace,
+                      label_selector=f"{manifests.MANAGED_BY_LABEL}={manifests.MANAGED_BY}",
+                      resource=kind)
+        for obj in listed.items:
+            labels = obj.metadata.labels or {}
+            if labels.get(manifests.MANAGED_BY_LABEL) != manifests.MANAGED_BY:
+                continue  # selectors are applied by a real API server; check anyway
+            if not _orphaned(labels.get(manifests.JOB_LABEL)):
+                continue
+            _delete(report, f"{kind}/{obj.metadata.name}", dry_run, call, f"delete {kind}",
+                    deleter, obj.metadata.name, namespace, missing_ok=True, **extra)
+    for instance, sandbox in _kubescape_instances(namespace):
+        job = AnalysisJob.objects.filter(sandbox_name=sandbox).order_by("-created_at").first()
+        if not _orphaned(str(job.pk) if job else None):
+            continue
+        objects = KubescapeObjects(instance, WORKLOAD_KIND, sandbox, settings.KUBESCAPE_NAMESPACE)
+        for ns, plural, name in objects.owned():
+            if objects.exists(ns, plural, name):
+                _delete(report, f"{plural}/{name}", dry_run, objects.delete, ns, plural, name)
+    return report
+
+
+def _workload_kinds():
+    apps = client.AppsV1Api(api_client())
+    core = client.CoreV1Api(api_client())
+    networking = client.NetworkingV1Api(api_client())
+    foreground = {"body": client.V1DeleteOptions(propagation_policy="Foreground")}
+    return [
+        ("deployments", apps.list_namespaced_deployment, apps.delete_namespaced_deployment,
+         foreground),
+        ("services", core.list_namespaced_service, core.delete_namespaced_service, {}),
+        ("networkpolicies", networking.list_namespaced_network_policy,
+         networking.delete_namespaced_network_policy, {}),
+    ]
+
+
+def _orphaned(job_id: str | None) -> bool:
+    job = AnalysisJob.objects.filter(pk=_uuid(job_id)).first() if job_id else None
+    if job is None or job.status in TERMINAL:
+        return True
+    started = job.started_at or job.created_at
+    deadline = started + timedelta(seconds=job_budget_seconds(job.config["analysis_duration"])
+                                   + settings.ANALYSIS_CLEANUP_ALLOWANCE_SECONDS * 2)
+    return timezone.now() > deadline
+
+
+def _kubescape_instances(namespace: str):
+    """(instance, sandbox name) of every ContainerProfile Kubescape wrote for our workloads."""
+    custom = client.CustomObjectsApi(api_client())
+    listed = call("list containerprofiles", custom.list_namespaced_custom_object,
+                  manifests.KUBESCAPE_GROUP, manifests.KUBESCAPE_VERSION, namespace,
+                  manifests.CONTAINER_PROFILES, resource=manifests.CONTAINER_PROFILES)
+    for item in (listed or {}).get("items", []):
+        metadata = item.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        sandbox = labels.get("kubescape.io/workload-name", "")
+        match = INSTANCE_ID.fullmatch(
+            (metadata.get("annotations") or {}).get(INSTANCE_ID_ANNOTATION, ""))
+        if not sandbox.startswith(manifests.SANDBOX_PREFIX) or match is None:
+            continue
+        instance = ContainerInstance(*match.groups())
+        if instance.slug == metadata.get("name") and instance.namespace == namespace:
+            yield instance, sandbox
+
+
+def _delete(
+    report: dict[str, Any], what: str, dry_run: bool, delete: Any, *args: Any, **kwargs: Any
+) -> None:
+    if not dry_run:
+        try:
+            delete(*args, **kwargs)
+        except Exception as error:
+            report["failures"].append(f"{what}: {type(error).__name__}")
+            return
+    report["deleted"].append(what)
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

@@ -118,3 +118,17 @@ def recover_stale_jobs_task() -> dict | None:
             logger.info("recover_stale_jobs already running elsewhere; skipped")
             return None
         return recover_stale_jobs(settings.STALE_JOB_SECONDS)
+
+
+@shared_task(name="analysis.reconcile_sandboxes", ignore_result=True)
+def reconcile_sandboxes_task() -> dict | None:
+    """Beat: delete sandbox objects nobody owns any more."""
+    from .maintenance import reconcile_sandboxes
+
+    if not settings.SANDBOX_ENABLED:
+        return None
+    with cache_lock("reconcile_sandboxes", 600) as held:
+        if not held:
+            logger.info("reconcile_sandboxes already running elsewhere; skipped")
+            return None
+        return reconcile_sandboxes()

@@ -178,6 +178,8 @@ CELERY_BEAT_SCHEDULE: dict = {
                               "schedule": MAINTENANCE_INTERVAL_SECONDS},
     "recover-stale-jobs": {"task": "analysis.recover_stale_jobs",
                            "schedule": MAINTENANCE_INTERVAL_SECONDS},
+    "reconcile-sandboxes": {"task": "analysis.reconcile_sandboxes",
+                            "schedule": env.float("RECONCILE_INTERVAL_SECONDS", default=300.0)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 

@@ -149,6 +149,9 @@ class KubescapeObjects:
         return self._ours(self._get(self.kubescape_namespace, SBOM_SYFT_FILTERED,
                                     self.instance.slug))
 
+    def exists(self, namespace: str, plural: str, name: str) -> bool:
+        return self._get(namespace, plural, name, metadata_only=True) is not None
+
     def delete(self, namespace: str, plural: str, name: str) -> None:
         """Delete one object by exact name; gone already is fine. Never a collection delete."""
         custom = client.CustomObjectsApi(api_client())
