@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -27,7 +26,6 @@ from .sandbox.kubescape import KubescapeObjects
 from .status import TERMINAL, JobStatus, transition
 
 logger = logging.getLogger("analysis.maintenance")
-INSTANCE_ID = re.compile(r"apiVersion-(.+)/namespace-(.+)/kind-(.+)/name-(.+)/containerName-(.+)")
 
 
 def stale_jobs(stale_after: float) -> list[AnalysisJob]:
@@ -147,11 +145,10 @@ def _kubescape_instances(namespace: str):
         metadata = item.get("metadata") or {}
         labels = metadata.get("labels") or {}
         sandbox = labels.get("kubescape.io/workload-name", "")
-        match = INSTANCE_ID.fullmatch(
+        instance = ContainerInstance.from_instance_id(
             (metadata.get("annotations") or {}).get(INSTANCE_ID_ANNOTATION, ""))
-        if not sandbox.startswith(manifests.SANDBOX_PREFIX) or match is None:
+        if not sandbox.startswith(manifests.SANDBOX_PREFIX) or instance is None:
             continue
-        instance = ContainerInstance(*match.groups())
         if instance.slug == metadata.get("name") and instance.namespace == namespace:
             yield instance, sandbox
 

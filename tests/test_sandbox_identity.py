@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,6 @@ import pytest
 from analysis.sandbox.identity import ContainerInstance, image_slug, instance_slug, summary_name
 
 SAMPLES = Path(__file__).parent / "fixtures"
-INSTANCE_ID = re.compile(
-    r"apiVersion-(.+)/namespace-(.+)/kind-(.+)/name-(.+)/containerName-(.+)")
 
 
 @pytest.mark.parametrize(
@@ -35,7 +32,7 @@ def test_slugs_of_real_container_profiles(instance, slug):
 def test_the_profiles_name_is_the_slug_of_its_instance_id(sample):
     profile = json.loads((SAMPLES / sample).read_text())
     instance_id = profile["annotations"]["kubescape.io/instance-id"]
-    instance = ContainerInstance(*INSTANCE_ID.fullmatch(instance_id).groups())
+    instance = ContainerInstance.from_instance_id(instance_id)
     assert instance.instance_id == instance_id
     # node-agent writes time-series parts as <slug>-<32 hex>; storage strips the suffix.
     assert profile["name"] == f"{instance.slug}-{profile['name'][-32:]}"
@@ -54,3 +51,7 @@ def test_summary_and_image_slugs():
     assert summary_name("Deployment", "web", "target") == "deployment-web-target"
     assert image_slug("docker.io/library/nginx:1.25", "sha256:" + "0" * 58 + "c2b8f1") == (
         "docker.io-library-nginx-1.25-c2b8f1")
+
+
+def test_not_every_string_is_an_instance_id():
+    assert ContainerInstance.from_instance_id("wlid://cluster-x/namespace-y/deployment-z") is None

@@ -11,10 +11,12 @@ matched by substring.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 SLUG_MAX_LENGTH = 243
 INSTANCE_ID_ANNOTATION = "kubescape.io/instance-id"
+_INSTANCE_ID = re.compile(r"apiVersion-(.+)/namespace-(.+)/kind-(.+)/name-(.+)/containerName-(.+)")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,12 @@ class ContainerInstance:
     kind: str
     name: str
     container: str
+
+    @classmethod
+    def from_instance_id(cls, value: str) -> ContainerInstance | None:
+        """The instance an ID names, or None if it is not a container instance ID."""
+        match = _INSTANCE_ID.fullmatch(value)
+        return cls(*match.groups()) if match else None
 
     @property
     def instance_id(self) -> str:

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from analysis import jobs
+
+from .retry_job import JobActionCommand
+
+
+class Command(JobActionCommand):
+    help = "Cancel a queued or running job (as the API's cancel does); its task is revoked."
+    action = staticmethod(jobs.cancel)
+    done = "cancelled"

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from analysis import jobs
+from analysis.models import AnalysisJob
+from reliability.commands import CorrelatedCommand
+from reliability.exceptions import VexxyException
+
+
+class JobActionCommand(CorrelatedCommand):
+    """``<command> JOB_ID [--json]``: one of :mod:`analysis.jobs`' actions on one job.
+
+    The rules are the API's: a job in the wrong state, or no sandbox for a retry,
+    is refused with the error code and message a client would see; exit status 1.
+    """
+
+    action: Callable[[AnalysisJob, str], AnalysisJob]
+    done: str  # "requeued", "cancelled"
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("job_id", help="the job's UUID")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        job = self._job(options["job_id"])
+        try:
+            job = self.action(job, f"command:{self.request_id}")
+        except VexxyException as exc:
+            raise CommandError(f"{exc.error_code}: {exc.message}", returncode=1) from exc
+        self.emit(options, {"job_id": str(job.pk), "status": job.status},
+                  f"Job {job.pk} {self.done}")
+
+    @staticmethod
+    def _job(job_id: str) -> AnalysisJob:
+        try:
+            job = AnalysisJob.objects.filter(pk=uuid.UUID(job_id)).first()
+        except ValueError:
+            job = None
+        if job is None:
+            raise CommandError(f"No job {job_id}.", returncode=1)
+        return job
+
+
+class Command(JobActionCommand):
+    help = (
+        "Requeue a failed or cancelled job (as the API's retry does: it is not counted "
+        "against the quota again, and is refused when the sandbox is unavailable)."
+    )
+    action = staticmethod(jobs.retry)
+    done = "requeued"
