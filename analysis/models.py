@@ -140,6 +140,7 @@ class AnalysisJob(models.Model):
             models.Index(fields=["status", "dispatched_at"], name="job_dispatch"),
             models.Index(fields=["image_digest"], name="job_digest"),
             models.Index(fields=["request_id"], name="job_request_id"),
+            models.Index(fields=["status", "completed_at"], name="job_status_completed"),
         ]
 
     def __str__(self) -> str:
