@@ -19,6 +19,7 @@ from reliability.exceptions import VexxyException
 from . import jobs
 from .api_keys import fill_new_key
 from .models import AnalysisEvidence, AnalysisJob, ApiKey, MonthlyUsage, Organization, VexDocument
+from .profiles import redacted
 from .status import JobStatus
 
 STATUS_COLOURS = {
@@ -187,11 +188,7 @@ class AnalysisJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="config")
     def config_view(self, job: AnalysisJob) -> SafeString:
-        # Environment values may be secrets: the admin shows their names only.
-        config = dict(job.config or {})
-        if config.get("environment"):
-            config["environment"] = dict.fromkeys(config["environment"], "[REDACTED]")
-        return pretty_json(config)
+        return pretty_json(redacted(job.config))
 
     @admin.display(description="error details")
     def error_details_view(self, job: AnalysisJob) -> SafeString:

@@ -16,6 +16,8 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from reliability.correlation import CELERY_HEADER
+
 from .budget import task_time_limits
 from .models import AnalysisJob
 from .status import JobStatus
@@ -40,7 +42,7 @@ def publish(job_id: UUID) -> str:
     ).update(dispatched_at=timezone.now(), celery_task_id=task_id)
     if not claimed:
         return NOT_PENDING
-    job = AnalysisJob.objects.only("config", "priority").get(pk=job_id)
+    job = AnalysisJob.objects.only("config", "priority", "request_id").get(pk=job_id)
     soft, hard = task_time_limits(job.config["analysis_duration"])
     try:
         run_analysis.apply_async(
@@ -49,6 +51,8 @@ def publish(job_id: UUID) -> str:
             soft_time_limit=soft,
             time_limit=hard,
             priority=job.priority,
+            # The worker logs under the submission's ID, even when beat republishes the job.
+            headers={CELERY_HEADER: job.request_id} if job.request_id else None,
         )
     except Exception as exc:
         # Unclaim so that dispatch_pending_jobs picks it up; the job itself is safe.

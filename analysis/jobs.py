@@ -108,11 +108,14 @@ def fail(
     return job
 
 
-def requeue_for_retry(job: AnalysisJob, error: BaseException) -> AnalysisJob:
+def requeue_for_retry(
+    job: AnalysisJob, error: BaseException, where: dict | None = None
+) -> AnalysisJob:
     """running/analyzing → queued after a transient failure; the task retries itself."""
     vexxy_error = to_vexxy_exception(error)
     return transition(
         job, JobStatus.QUEUED, sources=frozenset({JobStatus.RUNNING, JobStatus.ANALYZING}),
+        where=where,
         current_phase="retry scheduled", progress_percent=0,
         error_code=vexxy_error.error_code, error_message=vexxy_error.message,
         error_details=_with_cleanup_failures(job, vexxy_error.details),

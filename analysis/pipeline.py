@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from reliability.exceptions import (
@@ -73,6 +74,9 @@ class Pipeline:
         self.workload = Workload(job, retry_sleep=self.clock.sleep)
         self.kubescape: KubescapeObjects | None = None
         self.deploying = False  # nothing to clean up before the first create
+        # Writes are conditional on the job still running under this task: a task that was
+        # superseded (requeued by recover_stale_jobs, cancelled and retried) changes nothing.
+        self.ours = {"celery_task_id": job.celery_task_id}
 
     # -- driving -------------------------------------------------------------------
 
@@ -93,9 +97,12 @@ class Pipeline:
         try:
             pod = self.poll(self.workload.ready_pod)
         except SandboxError as error:
-            if error.details.get("logs"):
-                store_evidence(self.job, "sandbox_logs", error.details["logs"],
+            # Logs may echo secrets from the environment: evidence (admin only), not the error.
+            logs = error.details.pop("logs", None)
+            if logs:
+                store_evidence(self.job, "sandbox_logs", logs,
                                f"last log lines of {error.details.get('pod', 'the pod')}")
+                error.details["log_lines"] = len(logs)
             raise
         self._observe(pod)
 
@@ -118,8 +125,8 @@ class Pipeline:
         self.kubescape = KubescapeObjects(pod.instance, WORKLOAD_KIND, self.workload.name,
                                           settings.KUBESCAPE_NAMESPACE, self.clock.sleep)
         transition(self.job, JobStatus.ANALYZING, sources=frozenset({JobStatus.RUNNING}),
-                   current_phase="observe", progress_percent=PHASES["observe"],
-                   heartbeat_at=timezone.now())
+                   where=self.ours, current_phase="observe",
+                   progress_percent=PHASES["observe"], heartbeat_at=timezone.now())
         self.phase = "observe"
         profile = self.poll(self._completed_profile)
         evidence = COMPLETE if profile.completion == "complete" else PARTIAL
@@ -133,9 +140,10 @@ class Pipeline:
             store_evidence(self.job, kind, data, _DESCRIPTIONS[kind])
         self.enter("build")
         result = build_for(self.job, full_manifest, relevant_manifest, evidence)
-        # An earlier attempt's transient error does not describe a complete job.
-        transition(self.job, JobStatus.COMPLETE, error_code="", error_message="",
-                   error_details={}, **record(self.job, result, evidence))
+        with transaction.atomic():  # no VEX document without a complete job, and vice versa
+            # An earlier attempt's transient error does not describe a complete job.
+            transition(self.job, JobStatus.COMPLETE, where=self.ours, error_code="",
+                       error_message="", error_details={}, **record(self.job, result, evidence))
         logger.info("Job %s complete", self.job.pk,
                     extra={"job_id": str(self.job.pk), "statements": len(result.results)})
 

@@ -64,3 +64,14 @@ def normalize_config(profile: str, overrides: dict[str, Any]) -> dict[str, Any]:
         config["analysis_duration"] = duration
     config["test_timeout"] = config["analysis_duration"]
     return config
+
+
+REDACTED = "[REDACTED]"
+
+
+def redacted(config: dict[str, Any] | None) -> dict[str, Any]:
+    """``config`` as it may be shown: environment values may be secrets, their names are not."""
+    shown = dict(config or {})
+    if shown.get("environment"):
+        shown["environment"] = dict.fromkeys(shown["environment"], REDACTED)
+    return shown

@@ -14,7 +14,7 @@ from rest_framework import serializers
 from .budget import MAX_ANALYSIS_SECONDS, MIN_ANALYSIS_SECONDS, estimated_duration_minutes
 from .image_reference import SHA256_DIGEST, InvalidReference, parse_image_reference
 from .models import AnalysisEvidence, AnalysisJob
-from .profiles import DEFAULT_PROFILE, normalize_config
+from .profiles import DEFAULT_PROFILE, normalize_config, redacted
 
 YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -210,8 +210,20 @@ class ImportResponseSerializer(serializers.ModelSerializer):
                   "generated_vex_id", "created_at", "completed_at"]
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
+class RedactedConfigField(serializers.Field):
+    """The normalized config; environment values are write-only (they may be secrets)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> dict[str, Any]:
+        return redacted(value)
+
+
 class SubmitResponseSerializer(serializers.ModelSerializer):
     job_id = serializers.UUIDField(source="id")
+    config = RedactedConfigField()
     estimated_duration_minutes = serializers.SerializerMethodField()
 
     class Meta:
@@ -253,6 +265,7 @@ class JobStatusSerializer(serializers.ModelSerializer):
 
 class JobSerializer(serializers.ModelSerializer):
     job_id = serializers.UUIDField(source="id")
+    config = RedactedConfigField()
 
     class Meta:
         model = AnalysisJob

@@ -48,8 +48,10 @@ def run_analysis(self, job_id: str) -> None:
     pipeline = Pipeline(job)
     try:
         pipeline.run()
-    except JobCancelled:
-        logger.info("Job %s was cancelled; sandbox removed", job_id, extra={"job_id": job_id})
+    except (JobCancelled, InvalidJobStateError):
+        # Cancelled, or taken over by another run: this task's sandbox is removed, nothing else.
+        logger.info("Job %s is no longer this task's; sandbox removed", job_id,
+                    extra={"job_id": job_id})
     except SoftTimeLimitExceeded:
         _fail(job, AnalysisTimeoutError(job.pk, pipeline.phase, pipeline.budget))
     except Exception as error:
@@ -71,7 +73,7 @@ def _retry_later(task, job: AnalysisJob, error: BaseException) -> None:
                    type(error).__name__, countdown,
                    extra={"job_id": str(job.pk), "attempt": job.attempts})
     try:
-        jobs.requeue_for_retry(job, error)
+        jobs.requeue_for_retry(job, error, where={"celery_task_id": task.request.id})
     except InvalidJobStateError:
         return  # cancelled meanwhile
     try:
@@ -88,9 +90,10 @@ def _retry_later(task, job: AnalysisJob, error: BaseException) -> None:
 
 def _fail(job: AnalysisJob, error: BaseException) -> None:
     try:
-        jobs.fail(job, error)
+        # Only while the job still runs under this task: a superseded task records nothing.
+        jobs.fail(job, error, where={"celery_task_id": job.celery_task_id})
     except InvalidJobStateError as conflict:
-        # Cancelled meanwhile: the cancel wins, nothing to record.
+        # Cancelled (or taken over) meanwhile: that wins, nothing to record.
         logger.info("Job %s left as %s", job.pk, conflict.details["current_state"],
                     extra={"job_id": str(job.pk)})
 

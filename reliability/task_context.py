@@ -27,7 +27,7 @@ def add_request_id_header(headers: dict[str, Any] | None = None, **_: Any) -> No
 
 @signals.task_prerun.connect(dispatch_uid="reliability.request_id.prerun")
 def bind_request_id(task_id: str | None = None, task: Any = None, **_: Any) -> None:
-    carried = getattr(task.request, correlation.CELERY_HEADER, None) if task else None
+    carried = _carried(task.request) if task else None
     if not correlation.is_valid_request_id(carried):
         # Eager tasks run inside their caller's context and keep its ID.
         carried = correlation.get_request_id() or correlation.new_request_id()
@@ -40,3 +40,9 @@ def unbind_request_id(task_id: str | None = None, **_: Any) -> None:
     token = _tokens.pop(task_id, None) if task_id else None
     if token is not None:
         correlation.unbind(token)
+
+
+def _carried(request: Any) -> str | None:
+    # A worker merges message headers into the request; an eager apply keeps them apart.
+    value = getattr(request, correlation.CELERY_HEADER, None)
+    return value or (getattr(request, "headers", None) or {}).get(correlation.CELERY_HEADER)

@@ -50,6 +50,16 @@ def test_submit_creates_a_queued_job(api, organization):
     assert MonthlyUsage.objects.get(organization=organization).analyses == 1
 
 
+def test_environment_values_are_never_returned(api):
+    body = submit(api, config={"environment": {"DB_PASSWORD": "hunter2", "MODE": "x"}})
+    assert body["config"]["environment"] == {"DB_PASSWORD": "[REDACTED]", "MODE": "[REDACTED]"}
+    listed = api.get("/api/v1/analysis").content.decode()
+    detail = api.get(f"/api/v1/analysis/{body['job_id']}").content.decode()
+    assert "hunter2" not in listed + detail
+    stored = AnalysisJob.objects.get(pk=body["job_id"]).config["environment"]
+    assert stored == {"DB_PASSWORD": "hunter2", "MODE": "x"}  # the sandbox still gets them
+
+
 def test_status_of_an_unknown_job_is_404(api):
     missing = "6f1c2b0e-0000-4000-8000-000000000000"
     response = api.get(f"/api/v1/analysis/{missing}/status")

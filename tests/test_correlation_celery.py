@@ -37,3 +37,10 @@ def test_real_worker_logs_the_publishers_request_id(celery_worker_process):
     assert record["echoed_request_id"] == "worker-req-42"
     assert record["level"] == "INFO"
     assert record["logger"] == "reliability.tasks"
+
+
+def test_an_explicit_header_outranks_the_publishers_id():
+    """A job republished by beat still runs under its submission's request ID."""
+    with correlation_scope("beat-run-7"):
+        result = echo_request_id.apply_async(headers={"request_id": "submission-3"})
+    assert result.get() == "submission-3"

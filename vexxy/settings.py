@@ -209,6 +209,8 @@ SPECTACULAR_SETTINGS = {
 ERROR_ENVELOPE_PATHS = ("/api/", "/health", "/livez", "/readyz")
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=10 * 1024 * 1024)
 CSRF_FAILURE_VIEW = "reliability.views.csrf_failure"
+# Messages can carry a new API key (shown once in the admin): never put them in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
