@@ -53,6 +53,8 @@ def recover_stale_jobs(stale_after: float, *, dry_run: bool = False) -> dict[str
         if dry_run:
             report[outcome].append(str(job.pk))
             continue
+        # Built before the requeue clears the task id: it cleans up that run's objects.
+        lost_run = Pipeline(job)
         try:
             if requeue:
                 transition(job, JobStatus.QUEUED, sources=RUNNING_STATES,
@@ -65,7 +67,7 @@ def recover_stale_jobs(stale_after: float, *, dry_run: bool = False) -> dict[str
         except InvalidJobStateError:
             report["skipped"].append(str(job.pk))  # it moved on meanwhile: not stale
             continue
-        failures = Pipeline(job).cleanup(assume_deployed=True) if settings.SANDBOX_ENABLED else []
+        failures = lost_run.cleanup(assume_deployed=True) if settings.SANDBOX_ENABLED else []
         if failures:
             report["cleanup_failures"][str(job.pk)] = failures
         if requeue:
@@ -96,7 +98,7 @@ def reconcile_sandboxes(*, dry_run: bool = False) -> dict[str, Any]:
             labels = obj.metadata.labels or {}
             if labels.get(manifests.MANAGED_BY_LABEL) != manifests.MANAGED_BY:
                 continue  # selectors are applied by a real API server; check anyway
-            if not _orphaned(labels.get(manifests.JOB_LABEL)):
+            if not _orphaned(labels.get(manifests.JOB_LABEL), labels.get(manifests.ATTEMPT_LABEL)):
                 continue
             _delete(report, f"{kind}/{obj.metadata.name}", dry_run, call, f"delete {kind}",
                     deleter, obj.metadata.name, namespace, missing_ok=True, **extra)
@@ -125,10 +127,12 @@ def _workload_kinds():
     ]
 
 
-def _orphaned(job_id: str | None) -> bool:
+def _orphaned(job_id: str | None, attempt: str | None = None) -> bool:
     job = AnalysisJob.objects.filter(pk=_uuid(job_id)).first() if job_id else None
     if job is None or job.status in TERMINAL:
         return True
+    if attempt is not None and attempt != job.celery_task_id:
+        return True  # left by an earlier run of a job that now runs (or waits) again
     started = job.started_at or job.created_at
     deadline = started + timedelta(seconds=job_budget_seconds(job.config["analysis_duration"])
                                    + settings.ANALYSIS_CLEANUP_ALLOWANCE_SECONDS * 2)

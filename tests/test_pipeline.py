@@ -7,6 +7,7 @@ task as eager mode does; it uses the real clock, so its world is seeded before i
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from collections import Counter
@@ -393,8 +394,24 @@ def test_a_task_redelivered_after_its_worker_was_lost_resumes_and_adopts_its_dep
     assert_complete(world)
     assert world.job.attempts == 2
     assert len(requests_to(world.kube, "POST", deployments_path())) == 1  # answered 409
-    assert len(requests_to(world.kube, "GET", f"{deployments_path()}/{world.name}")) == 1
+    # one read to adopt it, one by cleanup to check it is this run's before deleting it
+    assert len(requests_to(world.kube, "GET", f"{deployments_path()}/{world.name}")) == 2
     assert VexDocument.objects.filter(job=world.job).count() == 1
+
+
+def test_an_earlier_runs_deployment_is_waited_for_not_adopted(world, task_settings):
+    leftover = copy.deepcopy(world.job)
+    leftover.celery_task_id = "an-earlier-attempt"
+    world.kube.put(DEPLOYMENTS, manifests.deployment(leftover, namespace=SANDBOX, resources={}))
+    world.preseed()
+
+    with pytest.raises(Retry):
+        run_task(world.job)
+
+    world.job.refresh_from_db()
+    assert (world.job.status, world.job.error_code) == ("queued", "KUBERNETES_ERROR")
+    theirs = world.kube.get(DEPLOYMENTS, world.name, SANDBOX)
+    assert theirs["metadata"]["labels"][manifests.ATTEMPT_LABEL] == "an-earlier-attempt"
 
 
 def test_a_deployment_of_another_job_with_our_name_is_neither_adopted_nor_deleted(

@@ -31,6 +31,7 @@ from analysis.image_reference import parse_image_reference
 CONTAINER_NAME = "target"
 SANDBOX_PREFIX = "vexxy-"
 JOB_LABEL = "vexxy.dev/job-id"
+ATTEMPT_LABEL = "vexxy.dev/attempt"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "vexxy-premium"
 REQUEST_ID_ANNOTATION = "vexxy.dev/request-id"
@@ -102,8 +103,15 @@ def sandbox_name(job_id: uuid.UUID | str) -> str:
 
 
 def labels(job: Any) -> dict[str, str]:
-    """The labels of every object created for ``job``; the job-id label selects its pods."""
-    return {JOB_LABEL: str(job.id), MANAGED_BY_LABEL: MANAGED_BY}
+    """The labels of every object created for ``job``; the job-id label selects its pods.
+
+    The attempt label (the task id) tells this run's objects from those an earlier,
+    lost run of the same job left behind: each run deletes only its own.
+    """
+    found = {JOB_LABEL: str(job.id), MANAGED_BY_LABEL: MANAGED_BY}
+    if getattr(job, "celery_task_id", ""):
+        found[ATTEMPT_LABEL] = job.celery_task_id
+    return found
 
 
 def selector(job: Any) -> dict[str, str]:

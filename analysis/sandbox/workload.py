@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from kubernetes import client
 
-from analysis.cluster import api_client, call
+from analysis.cluster import TransientKubernetesError, api_client, call
 from reliability.exceptions import (
     InvalidImageError,
     KubernetesError,
@@ -47,7 +47,7 @@ class Workload:
         self.namespace = settings.K8S_SANDBOX_NAMESPACE
         self.name = manifests.sandbox_name(job.pk)
         self.retry_sleep = retry_sleep
-        self.foreign: set[str] = set()  # kinds whose object under our name is another job's
+        self.attempt = job.celery_task_id  # kept: a requeue clears it on the job
 
     def _call(self, operation: str, method: Callable[..., Any], *args: Any, **kwargs: Any):
         kwargs.setdefault("retry_sleep", self.retry_sleep)
@@ -92,13 +92,17 @@ class Workload:
                 raise
             existing = self._call(f"read {kind}", read, name, self.namespace,
                                   resource=f"{kind}/{name}")
-            owner = (existing.metadata.labels or {}).get(manifests.JOB_LABEL)
-            if owner != str(self.job.pk):
-                self.foreign.add(kind)
+            found = existing.metadata.labels or {}
+            if found.get(manifests.JOB_LABEL) != str(self.job.pk):
                 raise ResourceConflictError(
                     f"A {kind} named {name} exists and belongs to another job.",
-                    {"resource": f"{kind}/{name}", "owner": owner},
+                    {"resource": f"{kind}/{name}", "owner": found.get(manifests.JOB_LABEL)},
                 ) from error
+            if found.get(manifests.ATTEMPT_LABEL) != self.attempt:
+                # An earlier run's object, still being removed: try again later.
+                raise TransientKubernetesError(
+                    f"create {kind}", f"An earlier attempt's {kind} {name} is still there.",
+                    status_code=409, resource=f"{kind}/{name}") from error
 
     # -- readiness ---------------------------------------------------------------
 
@@ -170,26 +174,45 @@ class Workload:
     # -- cleanup -----------------------------------------------------------------
 
     def delete(self) -> list[str]:
-        """Delete the Deployment (foreground), Service and NetworkPolicy; returns failures."""
+        """Delete this run's Deployment (foreground), Service and NetworkPolicy.
+
+        Each object is read first and deleted only if it carries this job's and this
+        attempt's labels, with its uid as a precondition: an object under the same
+        name that belongs to another job or run is never touched. Returns failures.
+        """
         apps = client.AppsV1Api(api_client())
         core = client.CoreV1Api(api_client())
         networking = client.NetworkingV1Api(api_client())
-        foreground = client.V1DeleteOptions(propagation_policy="Foreground")
         steps = [
-            ("deployment", apps.delete_namespaced_deployment, {"body": foreground}),
-            ("service", core.delete_namespaced_service, {}),
-            ("network policy", networking.delete_namespaced_network_policy, {}),
+            ("deployment", apps.read_namespaced_deployment, apps.delete_namespaced_deployment,
+             "Foreground"),
+            ("service", core.read_namespaced_service, core.delete_namespaced_service, None),
+            ("network policy", networking.read_namespaced_network_policy,
+             networking.delete_namespaced_network_policy, None),
         ]
         failures = []
-        for kind, method, extra in steps:
-            if kind in self.foreign:
-                continue  # never delete what another job owns
+        for kind, read, delete, propagation in steps:
             try:
-                self._call(f"delete {kind}", method, self.name, self.namespace,
-                           resource=f"{kind}/{self.name}", missing_ok=True, **extra)
+                self._delete_own(kind, read, delete, propagation)
             except Exception as error:  # every step is tried; the reconciler gets the rest
                 failures.append(f"{kind}/{self.name}: {type(error).__name__}")
         return failures
+
+    def _delete_own(self, kind: str, read: Callable, delete: Callable, propagation: str | None):
+        resource = f"{kind}/{self.name}"
+        existing = self._call(f"read {kind}", read, self.name, self.namespace,
+                              resource=resource, missing_ok=True)
+        if existing is None:
+            return
+        found = existing.metadata.labels or {}
+        if (found.get(manifests.JOB_LABEL) != str(self.job.pk)
+                or found.get(manifests.ATTEMPT_LABEL) != self.attempt):
+            return
+        options = client.V1DeleteOptions(
+            propagation_policy=propagation,
+            preconditions=client.V1Preconditions(uid=existing.metadata.uid))
+        self._call(f"delete {kind}", delete, self.name, self.namespace, body=options,
+                   resource=resource, missing_ok=True)
 
 
 def _image_id(pod: Any) -> str:
