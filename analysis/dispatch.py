@@ -81,6 +81,32 @@ def pending_jobs(grace_seconds: float = 10) -> list[UUID]:
     )
 
 
+def lost_publishes(older_than_seconds: float) -> list[tuple[UUID, str]]:
+    """Queued jobs published long ago but never claimed: their message was lost.
+
+    (A broker that lost it, a worker that acked it and died before claiming, a web
+    process that died between claiming the row and publishing.)
+    """
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(AnalysisJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__lt=cutoff)
+                .values_list("pk", "celery_task_id"))
+
+
+def release(job_id: UUID, task_id: str) -> bool:
+    """Make a lost publish pending again under no task id.
+
+    The old message, if it ever arrives, is then refused by the claim, and
+    ``dispatch_pending_jobs`` publishes the job anew.
+    """
+    released = AnalysisJob.objects.filter(
+        pk=job_id, status=JobStatus.QUEUED, celery_task_id=task_id
+    ).update(dispatched_at=None, celery_task_id="")
+    if released:
+        logger.warning("Job %s was published but never started; publishing it again", job_id,
+                       extra={"job_id": str(job_id), "task_id": task_id})
+    return bool(released)
+
+
 def revoke(task_id: str) -> None:
     """Best effort: the worker also checks the job's status before and during the run."""
     if not task_id:

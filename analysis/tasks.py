@@ -101,12 +101,14 @@ def _fail(job: AnalysisJob, error: BaseException) -> None:
 @shared_task(name="analysis.dispatch_pending_jobs", ignore_result=True)
 def dispatch_pending_jobs_task() -> dict[str, int] | None:
     """Beat: publish queued jobs whose publish failed."""
-    from .dispatch import PUBLISHED, pending_jobs, publish
+    from .dispatch import PUBLISHED, lost_publishes, pending_jobs, publish, release
 
     with cache_lock("dispatch_pending_jobs", settings.MAINTENANCE_INTERVAL_SECONDS) as held:
         if not held:
             logger.info("dispatch_pending_jobs already running elsewhere; skipped")
             return None
+        for job_id, task_id in lost_publishes(settings.DISPATCH_LOST_AFTER_SECONDS):
+            release(job_id, task_id)
         outcomes = [publish(job_id) for job_id in pending_jobs()]
         return {"pending": len(outcomes), "published": outcomes.count(PUBLISHED)}
 

@@ -90,7 +90,8 @@ def test_broker_down_at_submit_then_dispatched_once(
     job.refresh_from_db()
     assert job.dispatched_at is not None
     assert (job.attempts, job.status, job.error_code) == (1, "failed", "SERVICE_UNAVAILABLE")
-    assert dispatch() == {"pending": [], "published": [], "failed": [], "dry_run": False}
+    assert dispatch() == {"lost": [], "pending": [], "published": [], "failed": [],
+                          "dry_run": False}
 
 
 @pytest.mark.django_db
@@ -98,8 +99,8 @@ def test_dispatch_publishes_pending_jobs_exactly_once(organization):
     job = AnalysisJob.objects.create(organization=organization, image_ref="nginx:1.27",
                                      image_digest=VALID["image_digest"],
                                      config={"analysis_duration": 120})
-    assert dispatch("--dry-run") == {"pending": [str(job.pk)], "published": [], "failed": [],
-                                     "dry_run": True}
+    assert dispatch("--dry-run") == {"lost": [], "pending": [str(job.pk)], "published": [],
+                                     "failed": [], "dry_run": True}
     job.refresh_from_db()
     assert job.dispatched_at is None
 
@@ -123,3 +124,30 @@ def test_publish_reports_a_broker_outage(organization, broker_down):
     job.refresh_from_db()
     assert (job.dispatched_at, job.celery_task_id) == (None, "")
     assert PUBLISHED == "published"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("unconsumed_queue")
+def test_a_publish_that_was_lost_is_published_again_and_the_old_message_refused(organization):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analysis import jobs
+
+    job = AnalysisJob.objects.create(
+        organization=organization, image_ref="nginx:1.27", image_digest=VALID["image_digest"],
+        config={"analysis_duration": 120}, celery_task_id="lost-message",
+        dispatched_at=timezone.now() - timedelta(hours=3))
+
+    planned = dispatch("--dry-run")
+    assert (planned["lost"], planned["published"]) == ([str(job.pk)], [])
+    job.refresh_from_db()
+    assert job.celery_task_id == "lost-message"
+
+    report = dispatch()
+    assert (report["lost"], report["published"]) == ([str(job.pk)], [str(job.pk)])
+    job.refresh_from_db()
+    assert job.celery_task_id not in ("", "lost-message")
+    assert not jobs.claim(job, "lost-message")  # the old message, should it arrive
+    assert dispatch()["lost"] == []

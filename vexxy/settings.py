@@ -172,6 +172,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 # Maintenance from beat; each run holds a lock in the shared cache, so overlapping runs act once.
 STALE_JOB_SECONDS = env.float("STALE_JOB_SECONDS", default=600.0)
+# A job published this long ago and still queued lost its message: it is published again.
+DISPATCH_LOST_AFTER_SECONDS = env.float("DISPATCH_LOST_AFTER_SECONDS", default=7200.0)
 MAINTENANCE_INTERVAL_SECONDS = env.float("MAINTENANCE_INTERVAL_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE: dict = {
     "dispatch-pending-jobs": {"task": "analysis.dispatch_pending_jobs",

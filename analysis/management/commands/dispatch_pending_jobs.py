@@ -2,9 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from analysis.dispatch import BROKER_DOWN, NOT_PENDING, PUBLISHED, pending_jobs, publish
+from analysis.dispatch import (
+    BROKER_DOWN,
+    NOT_PENDING,
+    PUBLISHED,
+    lost_publishes,
+    pending_jobs,
+    publish,
+    release,
+)
 from reliability.commands import CorrelatedCommand
 
 
@@ -18,6 +27,13 @@ class Command(CorrelatedCommand):
         super().add_arguments(parser)
         parser.add_argument("--dry-run", action="store_true", help="list, publish nothing")
         parser.add_argument(
+            "--lost-after",
+            type=float,
+            default=settings.DISPATCH_LOST_AFTER_SECONDS,
+            help="publish again jobs published this long ago (seconds) and never started "
+            f"(default {settings.DISPATCH_LOST_AFTER_SECONDS:g})",
+        )
+        parser.add_argument(
             "--grace-seconds",
             type=float,
             default=10.0,
@@ -25,13 +41,19 @@ class Command(CorrelatedCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        lost = lost_publishes(options["lost_after"])
+        if not options["dry_run"]:
+            lost = [(job_id, task_id) for job_id, task_id in lost if release(job_id, task_id)]
         pending = pending_jobs(options["grace_seconds"])
+        if options["dry_run"]:
+            pending += [job_id for job_id, _ in lost if job_id not in pending]
         outcomes: dict[str, list] = {PUBLISHED: [], NOT_PENDING: [], BROKER_DOWN: []}
         if not options["dry_run"]:
             for job_id in pending:
                 outcomes[publish(job_id)].append(job_id)
         published, failed = outcomes[PUBLISHED], outcomes[BROKER_DOWN]
         summary = {
+            "lost": [str(j) for j, _ in lost],
             "pending": [str(j) for j in pending],
             "published": [str(j) for j in published],
             "failed": [str(j) for j in failed],
