@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from reliability.db import write_with_reconnect
 from reliability.exceptions import (
     AnalysisTimeoutError,
     KubescapeError,
@@ -140,12 +141,15 @@ class Pipeline:
             store_evidence(self.job, kind, data, _DESCRIPTIONS[kind])
         self.enter("build")
         result = build_for(self.job, full_manifest, relevant_manifest, evidence)
+        write_with_reconnect(self._complete, result, evidence)
+        logger.info("Job %s complete", self.job.pk,
+                    extra={"job_id": str(self.job.pk), "statements": len(result.results)})
+
+    def _complete(self, result, evidence: str) -> None:
         with transaction.atomic():  # no VEX document without a complete job, and vice versa
             # An earlier attempt's transient error does not describe a complete job.
             transition(self.job, JobStatus.COMPLETE, where=self.ours, error_code="",
                        error_message="", error_details={}, **record(self.job, result, evidence))
-        logger.info("Job %s complete", self.job.pk,
-                    extra={"job_id": str(self.job.pk), "statements": len(result.results)})
 
     def _completed_profile(self):
         profile = self.kubescape.profile()
@@ -203,9 +207,10 @@ class Pipeline:
             fields["progress_percent"] = progress
         # Still ours: running under this task. Cancelled, or requeued by recover_stale_jobs
         # (which clears the task id), means stop and clean up.
-        alive = AnalysisJob.objects.filter(
+        ours = AnalysisJob.objects.filter(
             pk=self.job.pk, status__in=RUNNING_STATES, celery_task_id=self.job.celery_task_id
-        ).update(**fields)
+        )
+        alive = write_with_reconnect(ours.update, **fields)
         if not alive:
             raise JobCancelled(self.job.pk)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 from django.utils import timezone
 
+from reliability.db import write_with_reconnect
 from reliability.exceptions import InvalidJobStateError
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def transition(
     values = {"status": target, "updated_at": timezone.now(), **fields}
     model = type(job)
     rows = model.objects.filter(pk=job.pk, status__in=allowed, **(where or {}))
-    updated = rows.update(**values)
+    updated = write_with_reconnect(rows.update, **values)
     if not updated:
         current = model.objects.filter(pk=job.pk).values_list("status", flat=True).first()
         raise InvalidJobStateError(job.pk, current or "deleted", sorted(allowed))

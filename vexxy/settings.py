@@ -252,6 +252,9 @@ LOGGING = build_logging_config(json_lines=LOG_FORMAT == "json", level=LOG_LEVEL)
 DEFAULT_MAX_RETRIES = env.int("DEFAULT_MAX_RETRIES", default=3)
 DEFAULT_INITIAL_DELAY = env.float("DEFAULT_INITIAL_DELAY", default=1.0)
 DEFAULT_MAX_DELAY = env.float("DEFAULT_MAX_DELAY", default=60.0)
+# A status write that meets a lost database connection is retried on a new one.
+DB_WRITE_ATTEMPTS = env.int("DB_WRITE_ATTEMPTS", default=5)
+DB_RETRY_INITIAL_DELAY = env.float("DB_RETRY_INITIAL_DELAY", default=0.5)
 
 CIRCUIT_BREAKERS = {
     "kubernetes": {
