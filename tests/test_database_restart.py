@@ -18,9 +18,11 @@ from reliability.correlation import correlation_scope
 from reliability.tasks import echo_request_id
 from tests.sandbox_world import SandboxWorld
 from tests.test_worker_crash import (  # noqa: F401 - fixtures
+    collect_garbage,
     crash_settings,
     current,
     job,
+    reconcile_dry_run,
     run_until_observing,
     wait_until,
     workers,
@@ -56,4 +58,6 @@ def test_a_job_survives_a_database_restart_and_the_worker_keeps_serving(
     output.wait_for(lambda line: "echo_request_id ran" in line and "after-restart" in line,
                     timeout=60)
     assert process.poll() is None  # the same worker, still serving
+    collect_garbage(world)
+    assert reconcile_dry_run()["deleted"] == []
 

@@ -71,7 +71,7 @@ def test_retry_job_requeues_and_publishes(organization, django_capture_on_commit
     with django_capture_on_commit_callbacks(execute=True):  # the publish runs after commit
         assert run("retry_job", str(text_job.pk)) == f"Job {text_job.pk} requeued"
         assert run_json("retry_job", str(json_job.pk)) == {"job_id": str(json_job.pk),
-                                                            "status": "queued"}
+                                                            "status": "queued", "dry_run": False}
     for job in (text_job, json_job):
         job.refresh_from_db()
         assert (job.status, job.error_code, job.attempts, job.completed_at) == (
@@ -104,8 +104,8 @@ def test_cancel_job(organization):
     out = StringIO()
     call_command("cancel_job", str(running.pk), "--json", stdout=out)
     report = json.loads(out.getvalue())
-    assert {k: report[k] for k in ("job_id", "status")} == {"job_id": str(running.pk),
-                                                            "status": "cancelled"}
+    assert {k: report[k] for k in ("job_id", "status", "dry_run")} == {
+        "job_id": str(running.pk), "status": "cancelled", "dry_run": False}
     for job in (queued, running):
         job.refresh_from_db()
         assert job.status == "cancelled"
@@ -191,3 +191,30 @@ def test_cleanup_invalid_arguments_change_nothing(organization, args, message):
         run("cleanup_jobs", *args)
     assert error.value.returncode == 1
     assert AnalysisJob.objects.count() == 2
+
+
+@pytest.mark.usefixtures("sandbox_ready", "unconsumed_queue")
+@pytest.mark.parametrize(("command", "status", "outcome"), [
+    ("retry_job", "failed", "queued"), ("cancel_job", "queued", "cancelled")])
+def test_dry_run_applies_the_rules_and_changes_nothing(
+        organization, django_capture_on_commit_callbacks, command, status, outcome):
+    job = make_job(organization, status=status)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        report = run_json(command, str(job.pk), "--dry-run")
+    assert (report["status"], report["dry_run"]) == (outcome, True)
+    assert callbacks == []  # no publish, no revoke
+    job.refresh_from_db()
+    assert job.status == status
+    refused(command, str(make_job(organization, status="complete").pk), "--dry-run")
+
+
+def test_import_dry_run_prints_the_summary_and_stores_nothing(organization):
+    fixtures = "tests/fixtures"
+    report = run_json(
+        "import_kubescape_results", "--organization", organization.slug,
+        "--image", "nginx:1.13", "--digest", "sha256:" + "3" * 64,
+        "--full", f"{fixtures}/kubevuln_nginx-cve-small.json",
+        "--relevant", f"{fixtures}/nginx-relevant-small.json", "--dry-run")
+    assert (report["job_id"], report["dry_run"]) == (None, True)
+    assert report["summary"]["total_statements"] == 4
+    assert not AnalysisJob.objects.exists()

@@ -6,8 +6,8 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from analysis.imports import import_results
-from analysis.models import Organization
-from analysis.results import Evidence
+from analysis.models import AnalysisJob, Organization
+from analysis.results import Evidence, build_for
 from analysis.serializers import ImageSerializer, KubescapeDocumentField
 from reliability.commands import CorrelatedCommand
 from reliability.exceptions import VexxyException
@@ -33,6 +33,8 @@ class Command(CorrelatedCommand):
         parser.add_argument("--sbom", type=Path, help="filtered SBOM (kept as evidence)")
         parser.add_argument("--partial", action="store_true",
                             help="the runtime profile was partial: lower confidence")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="read and build, print the summary, store nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
         organization = Organization.objects.filter(slug=options["organization"]).first()
@@ -44,12 +46,17 @@ class Command(CorrelatedCommand):
             raise CommandError(f"Invalid image: {dict(image.errors)}")
         documents = {key: self._load(options[key]) if options[key] else None
                      for key in ("full", "relevant", "vex", "sbom")}
+        evidence = Evidence(documents["full"], documents["relevant"], documents["vex"],
+                            documents["sbom"])
+        completion = "partial" if options["partial"] else "complete"
+        if options["dry_run"]:
+            self._dry_run(options, evidence, completion)
+            return
         try:
             job = import_results(
                 organization, options["image"], options["digest"],
-                Evidence(documents["full"], documents["relevant"], documents["vex"],
-                         documents["sbom"]),
-                completion="partial" if options["partial"] else "complete",
+                evidence,
+                completion=completion,
                 submitted_by=f"command:{self.request_id}",
             )
         except VexxyException as error:
@@ -65,6 +72,17 @@ class Command(CorrelatedCommand):
             + (f"; VEX {job.generated_vex_id}" if job.generated_vex_id else
                "; no VEX document (no vulnerabilities matched)"),
         )
+
+    def _dry_run(self, options: dict[str, Any], evidence: Evidence, completion: str) -> None:
+        try:
+            full, relevant = evidence.parsed()
+            unsaved = AnalysisJob(image_ref=options["image"], image_digest=options["digest"])
+            summary = build_for(unsaved, full, relevant, completion).summary
+        except VexxyException as error:
+            raise CommandError(f"{error.error_code}: {error.message}") from None
+        self.emit(options, {"job_id": None, "summary": summary, "dry_run": True},
+                  f"Would create a complete job: {summary['total_statements']} statement(s), "
+                  f"{summary['by_status']['affected']} affected (nothing stored)")
 
     @staticmethod
     def _load(path: Path) -> dict[str, Any]:

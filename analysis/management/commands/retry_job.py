@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
+from django.db import transaction
 
 from analysis import jobs
 from analysis.models import AnalysisJob
@@ -13,7 +14,7 @@ from reliability.exceptions import VexxyException
 
 
 class JobActionCommand(CorrelatedCommand):
-    """``<command> JOB_ID [--json]``: one of :mod:`analysis.jobs`' actions on one job.
+    """``<command> JOB_ID [--dry-run] [--json]``: one of :mod:`analysis.jobs`' actions on one job.
 
     The rules are the API's: a job in the wrong state, or no sandbox for a retry,
     is refused with the error code and message a client would see; exit status 1.
@@ -25,15 +26,21 @@ class JobActionCommand(CorrelatedCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("job_id", help="the job's UUID")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="apply every rule, then roll back: nothing changes")
 
     def handle(self, *args: Any, **options: Any) -> None:
         job = self._job(options["job_id"])
         try:
-            job = self.action(job, f"command:{self.request_id}")
+            with transaction.atomic():
+                job = self.action(job, f"command:{self.request_id}")
+                if options["dry_run"]:  # rolled back, with the publish or revoke it queued
+                    transaction.set_rollback(True)
         except VexxyException as exc:
             raise CommandError(f"{exc.error_code}: {exc.message}", returncode=1) from exc
-        self.emit(options, {"job_id": str(job.pk), "status": job.status},
-                  f"Job {job.pk} {self.done}")
+        verb = f"would be {self.done}" if options["dry_run"] else self.done
+        self.emit(options, {"job_id": str(job.pk), "status": job.status,
+                            "dry_run": options["dry_run"]}, f"Job {job.pk} {verb}")
 
     @staticmethod
     def _job(job_id: str) -> AnalysisJob:
