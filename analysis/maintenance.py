@@ -124,6 +124,7 @@ def _workload_kinds():
         ("services", core.list_namespaced_service, core.delete_namespaced_service, {}),
         ("networkpolicies", networking.list_namespaced_network_policy,
          networking.delete_namespaced_network_policy, {}),
+        ("secrets", core.list_namespaced_secret, core.delete_namespaced_secret, {}),
     ]
 
 

@@ -148,6 +148,22 @@ def assert_cleaned_up(world: SandboxWorld) -> None:
 # -- happy path, decoys, request count ---------------------------------------------------------
 
 
+def test_environment_values_travel_in_a_secret_that_cleanup_removes(world):
+    AnalysisJob.objects.filter(pk=world.job.pk).update(config=normalize_config(
+        "custom", {"analysis_duration": DURATION, "environment": {"TOKEN": "s3cr3t"}}))
+    world.job.refresh_from_db()
+    world.script(*world.happy())
+
+    assert run_pipeline(world) is None
+
+    assert_complete(world)
+    (deployment,) = requests_to(world.kube, "POST", deployments_path())
+    assert "s3cr3t" not in json.dumps(deployment.body)
+    (secret,) = requests_to(world.kube, "POST", f"/api/v1/namespaces/{SANDBOX}/secrets")
+    assert secret.body["stringData"] == {"TOKEN": "s3cr3t"}
+    assert world.kube.get("v1/secrets", f"{world.name}-env", SANDBOX) is None
+
+
 def test_happy_path_completes_with_a_valid_vex(world):
     world.script(*world.happy())
 

@@ -166,10 +166,19 @@ def test_no_active_deadline_anywhere_because_the_api_server_rejects_it():
     assert "activeDeadlineSeconds" not in set(keys(make_deployment(job)))
 
 
-def test_environment_and_ports_are_mapped():
-    job = make_job(environment={"MODE": "test", "EMPTY": ""}, ports=[8080, 9090])
-    container = container_of(make_deployment(job))
-    assert container["env"] == [{"name": "MODE", "value": "test"}, {"name": "EMPTY", "value": ""}]
+def test_environment_comes_from_the_jobs_secret_and_ports_are_mapped():
+    job = make_job(environment={"MODE": "test", "DB_PASSWORD": "hunter2"}, ports=[8080, 9090])
+    deployment = make_deployment(job)
+    container = container_of(deployment)
+    secret_name = f"{m.sandbox_name(job.id)}-env"
+    assert container["envFrom"] == [{"secretRef": {"name": secret_name}}]
+    assert "hunter2" not in json.dumps(deployment)
+    secret = m.env_secret(job, namespace="sandbox")
+    assert (secret["kind"], secret["metadata"]["name"], secret["type"]) == (
+        "Secret", secret_name, "Opaque")
+    assert secret["stringData"] == {"MODE": "test", "DB_PASSWORD": "hunter2"}
+    assert secret["metadata"]["labels"][m.JOB_LABEL] == str(job.id)
+    assert m.env_secret(make_job(), namespace="sandbox") is None
     assert container["ports"] == [
         {"name": "p8080", "containerPort": 8080, "protocol": "TCP"},
         {"name": "p9090", "containerPort": 9090, "protocol": "TCP"},
@@ -178,6 +187,7 @@ def test_environment_and_ports_are_mapped():
 
 def test_no_env_and_no_ports_when_not_configured():
     container = container_of(make_deployment())
+    assert "envFrom" not in container
     assert "env" not in container
     assert "ports" not in container
 
@@ -262,6 +272,7 @@ def test_sandbox_role_grants_exactly_what_the_pipeline_does():
         ("", "pods"): ["get", "list"],
         ("", "pods/log"): ["get"],
         ("", "services"): ["create", "get", "list", "delete"],
+        ("", "secrets"): ["create", "get", "list", "delete"],
         ("networking.k8s.io", "networkpolicies"): ["create", "get", "list", "delete"],
         (m.KUBESCAPE_GROUP, "containerprofiles"): ["get", "list", "delete"],
         (m.KUBESCAPE_GROUP, "vulnerabilitymanifestsummaries"): ["get", "list", "delete"],

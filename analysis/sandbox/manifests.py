@@ -13,7 +13,8 @@ Kubescape's learning period (``kubescape.io/max-sniffing-time``), hardened, and
 — unless the job asks for egress — isolated by a deny-all-egress
 NetworkPolicy; plus a ClusterIP Service when the job names ports.
 
-The Deployment carries the job's ``environment`` values: never log it.
+The job's ``environment`` values go into a Secret of the job (``vexxy-<8 hex>-env``) that the
+container reads with ``envFrom``; the Deployment names the variables' source, never a value.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ REPLICASETS = "replicasets"
 PODS = "pods"
 POD_LOGS = "pods/log"
 SERVICES = "services"
+SECRETS = "secrets"
 NETWORK_POLICIES = "networkpolicies"
 NAMESPACES = "namespaces"
 APISERVICES = "apiservices"
@@ -201,9 +203,8 @@ def _container(job: Any, resources: Mapping[str, Any]) -> Manifest:
         },
         "resources": copy.deepcopy(dict(resources)),
     }
-    environment = config.get("environment") or {}
-    if environment:
-        container["env"] = [{"name": name, "value": value} for name, value in environment.items()]
+    if config.get("environment"):
+        container["envFrom"] = [{"secretRef": {"name": env_secret_name(job.id)}}]
     ports = list(config.get("ports") or [])
     if ports:
         container["ports"] = [
@@ -238,6 +239,21 @@ def readiness_probe(config: Mapping[str, Any]) -> Manifest | None:
 def _port_name(port: int) -> str:
     # IANA_SVC_NAME: at most 15 characters, at least one letter.
     return f"p{port}"
+
+
+def env_secret_name(job_id: uuid.UUID | str) -> str:
+    return f"{sandbox_name(job_id)}-env"
+
+
+def env_secret(job: Any, *, namespace: str) -> Manifest | None:
+    """The job's environment as a Secret, or None without one. Never log its body."""
+    environment = job.config.get("environment") or {}
+    if not environment:
+        return None
+    meta = _metadata(job, namespace)
+    meta["name"] = env_secret_name(job.id)
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
+            "stringData": dict(environment)}
 
 
 def network_policy(job: Any, *, namespace: str) -> Manifest | None:
@@ -334,7 +350,7 @@ def sandbox_role(namespace: str) -> Manifest:
             _rule(APPS_GROUP, [REPLICASETS], READ_VERBS),
             _rule(CORE_GROUP, [PODS], READ_VERBS),
             _rule(CORE_GROUP, [POD_LOGS], GET_ONLY),
-            _rule(CORE_GROUP, [SERVICES], OWNED_OBJECT_VERBS),
+            _rule(CORE_GROUP, [SERVICES, SECRETS], OWNED_OBJECT_VERBS),
             _rule(NETWORKING_GROUP, [NETWORK_POLICIES], OWNED_OBJECT_VERBS),
             _rule(KUBESCAPE_GROUP, KUBESCAPE_SANDBOX_RESOURCES, KUBESCAPE_VERBS),
         ],

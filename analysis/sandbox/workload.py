@@ -71,6 +71,10 @@ class Workload:
         networking = client.NetworkingV1Api(api_client())
         core = client.CoreV1Api(api_client())
         job, ns = self.job, self.namespace
+        secret = manifests.env_secret(job, namespace=ns)
+        if secret is not None:
+            self._create("secret", core.create_namespaced_secret,
+                         core.read_namespaced_secret, secret)
         policy = manifests.network_policy(job, namespace=ns)
         if policy is not None:
             self._create("network policy", networking.create_namespaced_network_policy,
@@ -174,7 +178,7 @@ class Workload:
     # -- cleanup -----------------------------------------------------------------
 
     def delete(self) -> list[str]:
-        """Delete this run's Deployment (foreground), Service and NetworkPolicy.
+        """Delete this run's Deployment (foreground), Service, NetworkPolicy and env Secret.
 
         Each object is read first and deleted only if it carries this job's and this
         attempt's labels, with its uid as a precondition: an object under the same
@@ -189,6 +193,7 @@ class Workload:
             ("service", core.read_namespaced_service, core.delete_namespaced_service, None),
             ("network policy", networking.read_namespaced_network_policy,
              networking.delete_namespaced_network_policy, None),
+            ("secret", core.read_namespaced_secret, core.delete_namespaced_secret, None),
         ]
         failures = []
         for kind, read, delete, propagation in steps:
@@ -199,8 +204,9 @@ class Workload:
         return failures
 
     def _delete_own(self, kind: str, read: Callable, delete: Callable, propagation: str | None):
-        resource = f"{kind}/{self.name}"
-        existing = self._call(f"read {kind}", read, self.name, self.namespace,
+        name = manifests.env_secret_name(self.job.pk) if kind == "secret" else self.name
+        resource = f"{kind}/{name}"
+        existing = self._call(f"read {kind}", read, name, self.namespace,
                               resource=resource, missing_ok=True)
         if existing is None:
             return
@@ -211,7 +217,7 @@ class Workload:
         options = client.V1DeleteOptions(
             propagation_policy=propagation,
             preconditions=client.V1Preconditions(uid=existing.metadata.uid))
-        self._call(f"delete {kind}", delete, self.name, self.namespace, body=options,
+        self._call(f"delete {kind}", delete, name, self.namespace, body=options,
                    resource=resource, missing_ok=True)
 
 
