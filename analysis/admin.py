@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -18,6 +19,7 @@ from reliability.exceptions import VexxyException
 
 from . import jobs
 from .api_keys import fill_new_key
+from .maintenance import reconcile_sandboxes
 from .models import AnalysisEvidence, AnalysisJob, ApiKey, MonthlyUsage, Organization, VexDocument
 from .profiles import redacted
 from .status import JobStatus
@@ -93,7 +95,7 @@ class AnalysisJobAdmin(admin.ModelAdmin):
     list_select_related = ["organization"]
     date_hierarchy = "created_at"
     inlines = [EvidenceInline]
-    actions = ["cancel_jobs", "retry_jobs"]
+    actions = ["cancel_jobs", "retry_jobs", "reconcile_sandboxes"]
     fieldsets = [
         (
             None,
@@ -213,6 +215,23 @@ class AnalysisJobAdmin(admin.ModelAdmin):
     @admin.action(description="Retry selected jobs")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._apply(request, queryset, jobs.retry, "requeued")
+
+    @admin.action(description="Reconcile sandboxes (delete objects of finished or lost jobs)")
+    def reconcile_sandboxes(self, request: HttpRequest, queryset: QuerySet) -> None:
+        # Cluster-wide, like the command: what is orphaned does not depend on the selection.
+        if not settings.SANDBOX_ENABLED:
+            self.message_user(request, "The sandbox is disabled: nothing to reconcile.",
+                              messages.WARNING)
+            return
+        try:
+            report = reconcile_sandboxes()
+        except VexxyException as error:
+            self.message_user(request, f"Reconcile failed: {error.message}", messages.ERROR)
+            return
+        self.message_user(request, f"Deleted {len(report['deleted'])} orphaned sandbox "
+                          f"object(s).", messages.SUCCESS)
+        for failure in report["failures"]:
+            self.message_user(request, f"Could not delete {failure}", messages.WARNING)
 
     def _apply(self, request: HttpRequest, queryset: QuerySet, operation, verb: str) -> None:
         done, refused = 0, []

@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from analysis.api_keys import hash_secret, issue_key, verify_key
 from analysis.models import AnalysisEvidence, AnalysisJob, ApiKey, MonthlyUsage, VexDocument
+from analysis.profiles import normalize_config
+from analysis.sandbox import manifests
 from analysis.status import JobStatus
 
 pytestmark = pytest.mark.django_db
@@ -424,3 +426,20 @@ def test_generated_records_are_listed_but_not_added_by_hand(admin_client, produc
     add_url = reverse(f"admin:analysis_{model}_add")
     assert add_url not in html
     assert admin_client.get(add_url).status_code == 403
+
+
+def test_reconcile_action_removes_orphaned_sandbox_objects(admin_client, organization,
+                                                          sandbox_ready):
+    done = make_job(organization, status=JobStatus.COMPLETE, config=normalize_config("custom", {}))
+    sandbox_ready.put("apps/v1/deployments", manifests.deployment(
+        done, namespace="vexxy-sandbox", resources={}))
+    shown = run_action(admin_client, JOBS, "reconcile_sandboxes", done)
+    assert shown == [("success", "Deleted 1 orphaned sandbox object(s).")]
+    assert sandbox_ready.get("apps/v1/deployments", manifests.sandbox_name(done.pk),
+                             "vexxy-sandbox") is None
+
+
+def test_reconcile_action_without_a_sandbox_says_so(admin_client, organization, settings):
+    settings.SANDBOX_ENABLED = False
+    shown = run_action(admin_client, JOBS, "reconcile_sandboxes", make_job(organization))
+    assert shown == [("warning", "The sandbox is disabled: nothing to reconcile.")]
