@@ -46,7 +46,6 @@ ALLOWED_SOURCES: dict[str, frozenset[str]] = {
 }
 
 RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
-CANCELLABLE = ACTIVE
 
 
 def transition(

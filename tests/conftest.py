@@ -21,6 +21,7 @@ from analysis.cluster import reset_client
 from reliability.logs import RequestIdFilter
 from tests.kube import running_kube_api
 from tests.processes import start_process
+from tests.real_workers import crash_settings, job, workers  # noqa: F401 - fixtures
 from vexxy.celery import app as celery_app
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.models import AnalysisJob, VexDocument
+from analysis.models import AnalysisJob
 from tests.processes import ProcessOutput
-from tests.sandbox_world import IMAGE_DIGEST, IMAGE_REF, SandboxWorld
-from tests.test_dispatch import SUBMIT, broker_unreachable, dispatch
-from tests.test_worker_crash import (  # noqa: F401  (crash_settings, workers: fixtures)
+from tests.real_workers import (
     Workers,
     collect_garbage,
-    crash_settings,
     current,
     deployment_of_attempt,
     deployment_requests,
+    finish_scan,
     reconcile_dry_run,
     wait_until,
-    workers,
 )
+from tests.sandbox_world import IMAGE_DIGEST, IMAGE_REF, SandboxWorld
+from tests.test_dispatch import SUBMIT, broker_unreachable, dispatch
 from vexxy.celery import app as celery_app
 
 BODY = {"image_ref": IMAGE_REF, "image_digest": IMAGE_DIGEST, "profile": "custom",
@@ -43,7 +42,7 @@ def received(output: ProcessOutput) -> list[str]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("crash_settings")
 def test_a_job_submitted_while_the_broker_is_down_is_dispatched_once_and_completes(
-    workers: Workers, sandbox_ready, api  # noqa: F811  (the imported fixture)
+    workers: Workers, sandbox_ready, api
 ):
     _, output = workers.start("only")
 
@@ -71,14 +70,7 @@ def test_a_job_submitted_while_the_broker_is_down_is_dispatched_once_and_complet
     assert world.start_pod()
     world.profile("ready")  # learning: the worker keeps polling in ``observe``
     wait_until(lambda: current(job).status == "analyzing", 60, "the job analyzing")
-    world.publish()
-    world.completed()
-    output.wait_for(lambda line: f"Job {job.pk} complete" in line, timeout=60)
-
-    job = current(job)
-    assert (job.status, job.error_code, job.attempts) == ("complete", "", 1), job.error_details
-    assert VexDocument.objects.filter(job=job).count() == 1
-    assert job.generated_vex_id == VexDocument.objects.get(job=job).pk
+    job = finish_scan(world, output, job, attempts=1)
     assert [line for line in received(output) if task_id in line] == received(output)
     assert len(received(output)) == 1, received(output)
     assert deployment_requests(world).count("create") == 1, deployment_requests(world)

@@ -16,17 +16,13 @@ from analysis.dispatch import PUBLISHED, publish
 from analysis.models import VexDocument
 from reliability.correlation import correlation_scope
 from reliability.tasks import echo_request_id
-from tests.sandbox_world import SandboxWorld
-from tests.test_worker_crash import (  # noqa: F401 - fixtures
+from tests.real_workers import (
     collect_garbage,
-    crash_settings,
     current,
-    job,
     reconcile_dry_run,
     run_until_observing,
-    wait_until,
-    workers,
 )
+from tests.sandbox_world import SandboxWorld
 
 RESTART = os.environ.get("VEXXY_TEST_PG_RESTART")
 
@@ -35,7 +31,7 @@ RESTART = os.environ.get("VEXXY_TEST_PG_RESTART")
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("crash_settings")
 def test_a_job_survives_a_database_restart_and_the_worker_keeps_serving(
-    workers, sandbox_ready, job  # noqa: F811 - the fixtures imported above
+    workers, sandbox_ready, job
 ):
     if connection.vendor != "postgresql" or not RESTART:
         pytest.skip("needs a PostgreSQL server this test may restart (CI provides one and "

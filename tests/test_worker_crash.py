@@ -1,200 +1,28 @@
 """A real worker killed mid-job: recovery, a second worker, exactly one result, nothing left.
 
-A real ``celery worker`` (filesystem broker locally, Redis in CI) runs a job against the
-Kubernetes API double (tests/kube.py) over real HTTP. The test plays the cluster's controllers
-and Kubescape (tests/sandbox_world.py) while the worker polls; once the job is ``analyzing`` the
-worker is SIGKILLed. ``recover_stale_jobs`` then requeues the job (or, past the attempt limit,
-fails it as ``WORKER_LOST``) and removes the lost attempt's sandbox; a new worker finishes it.
-
-The test observes another process, so it waits on the database and the double with short,
-deadline-bounded polls (``wait_until``), and on the worker's log lines where it logs one.
+Once the job is ``analyzing`` the worker is SIGKILLed. ``recover_stale_jobs`` then requeues the
+job (or, past the attempt limit, fails it as ``WORKER_LOST``) and removes the lost attempt's
+sandbox; a new worker finishes it. The workers and helpers are in tests/real_workers.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from io import StringIO
-from pathlib import Path
-
 import pytest
-from django.core.management import call_command
-from kubernetes import client
 
-from analysis.cluster import api_client
 from analysis.dispatch import PUBLISHED, publish
-from analysis.maintenance import recover_stale_jobs
-from analysis.models import AnalysisJob, VexDocument
-from analysis.profiles import normalize_config
-from analysis.sandbox import manifests
-from tests.processes import ProcessOutput, start_process
-from tests.sandbox_world import (
-    DEPLOYMENTS,
-    IMAGE_DIGEST,
-    IMAGE_REF,
-    PODS,
-    REPLICASETS,
-    SandboxWorld,
+from analysis.models import VexDocument
+from tests.real_workers import (
+    collect_garbage,
+    current,
+    deployment_requests,
+    finish_scan,
+    kill,
+    reconcile_dry_run,
+    recover,
+    run_until_observing,
+    wait_until,
 )
-from vexxy.celery import app as celery_app
-
-REPO = Path(__file__).resolve().parent.parent
-DURATION = 60
-STALE_AFTER = 2.0  # seconds without a heartbeat; the worker beats every second (poll interval)
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll ``condition`` (state of another process) every 0.2 s until truthy or the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.2)  # bounded by the deadline above; the other process needs time to act
-
-
-class Workers:
-    """Real ``celery worker`` processes consuming this test's queue, pointed at the double."""
-
-    def __init__(self, env: dict[str, str], queue: str) -> None:
-        self.env, self.queue = env, queue
-        self.started: list[subprocess.Popen] = []
-
-    def start(self, name: str) -> tuple[subprocess.Popen, ProcessOutput]:
-        hostname = f"{name}-{self.queue}"
-        process, output = start_process(
-            [sys.executable, "-m", "celery", "-A", "vexxy", "worker", "--pool", "solo",
-             "-Q", self.queue, "--hostname", f"{hostname}@%h", "--without-gossip",
-             "--without-mingle"],
-            env=self.env, cwd=REPO,
-        )
-        self.started.append(process)
-        output.wait_for(lambda line: f"{hostname}@" in line and "ready." in line, timeout=60)
-        return process, output
-
-    def stop_all(self) -> None:
-        for process in self.started:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-@pytest.fixture
-def workers(child_env: dict[str, str], sandbox_ready, tmp_path: Path) -> Iterator[Workers]:
-    """Workers on a queue of their own; this process publishes there, for real."""
-    queue = f"test-crash-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    env = {**child_env, "ENVIRONMENT": "production", "SECRET_KEY": "t" * 40,
-           "ALLOWED_HOSTS": "localhost", "LOG_LEVEL": "INFO",
-           "SANDBOX_ENABLED": "true", "K8S_IN_CLUSTER": "false",
-           "KUBECONFIG": str(sandbox_ready.kubeconfig),
-           "SANDBOX_POLL_MAX_SECONDS": "1", "ANALYSIS_SETUP_ALLOWANCE_SECONDS": "60",
-           "KUBESCAPE_SETTLE_SECONDS": "0", "K8S_MAX_ATTEMPTS": "3"}
-    conf = celery_app.conf
-    saved = (conf.task_always_eager, conf.task_default_queue)
-    conf.task_always_eager, conf.task_default_queue = False, queue
-    pool = Workers(env, queue)
-    try:
-        yield pool
-    finally:
-        conf.task_always_eager, conf.task_default_queue = saved
-        pool.stop_all()
-        with celery_app.connection_for_write() as connection:
-            channel = connection.default_channel
-            channel.queue_purge(queue)
-            channel.queue_delete(queue)
-
-
-@pytest.fixture
-def crash_settings(settings):
-    """This process recovers the job and cleans up: the same budget as the workers."""
-    settings.ANALYSIS_SETUP_ALLOWANCE_SECONDS = 60
-    settings.K8S_MAX_ATTEMPTS = 3
-
-
-@pytest.fixture
-def job(organization) -> AnalysisJob:
-    return AnalysisJob.objects.create(
-        organization=organization, image_ref=IMAGE_REF, image_digest=IMAGE_DIGEST,
-        profile="custom", config=normalize_config("custom", {"analysis_duration": DURATION}))
-
-
-def current(job: AnalysisJob) -> AnalysisJob:
-    job.refresh_from_db()
-    return job
-
-
-def deployment_of_attempt(world: SandboxWorld, task_id: str) -> dict | None:
-    """The sandbox Deployment, once it is the one created under ``task_id``."""
-    deployment = world.kube.get(DEPLOYMENTS, world.name, world.ns)
-    labels = ((deployment or {}).get("metadata") or {}).get("labels") or {}
-    return deployment if labels.get(manifests.ATTEMPT_LABEL) == task_id else None
-
-
-def collect_garbage(world: SandboxWorld) -> None:
-    """What the garbage collector does once the Deployment is gone (kmock has none)."""
-    assert world.kube.get(DEPLOYMENTS, world.name, world.ns) is None
-    client.CoreV1Api(api_client()).delete_namespaced_pod(world.pod_name, world.ns)
-    client.AppsV1Api(api_client()).delete_namespaced_replica_set(world.rs_name, world.ns)
-    assert world.kube.get(PODS, world.pod_name, world.ns) is None
-    assert world.kube.get(REPLICASETS, world.rs_name, world.ns) is None
-
-
-def run_until_observing(world: SandboxWorld, workers: Workers, name: str):
-    """Start a worker; once its Deployment exists the pod comes up and Kubescape learns."""
-    job = world.job
-    process, output = workers.start(name)
-    task_id = current(job).celery_task_id
-    assert task_id
-    wait_until(lambda: deployment_of_attempt(world, task_id), 60,
-               f"the Deployment of attempt {task_id}")
-    assert world.start_pod()
-    world.profile("ready")  # learning: the worker keeps polling in ``observe``
-    wait_until(lambda: current(job).status == "analyzing", 60, "the job analyzing")
-    return process, output
-
-
-def kill(process: subprocess.Popen) -> None:
-    os.kill(process.pid, signal.SIGKILL)
-    assert process.wait(timeout=30) == -signal.SIGKILL
-
-
-def recover(job: AnalysisJob) -> dict:
-    """recover_stale_jobs, called until the dead worker's heartbeat is old enough."""
-    def attempt() -> dict | None:
-        report = recover_stale_jobs(stale_after=STALE_AFTER)
-        return report if str(job.pk) in report["requeued"] + report["failed"] else None
-
-    return wait_until(attempt, 30, "recover_stale_jobs to find the job stale")
-
-
-def reconcile_dry_run() -> dict:
-    out = StringIO()
-    call_command("reconcile_sandboxes", "--dry-run", "--json", stdout=out)
-    return json.loads(out.getvalue())
-
-
-def deployment_requests(world: SandboxWorld) -> list[str]:
-    collection = f"/apis/apps/v1/namespaces/{world.ns}/deployments"
-    seen = []
-    for request in world.kube.requests:
-        if (request.method, request.path) == ("POST", collection):
-            seen.append("create")
-        elif (request.method, request.path) == ("DELETE", f"{collection}/{world.name}"):
-            seen.append("delete")
-    return seen
+from tests.sandbox_world import SandboxWorld
 
 
 @pytest.mark.timeout(300)
@@ -218,14 +46,7 @@ def test_a_killed_worker_s_job_completes_once_on_a_new_worker(
     assert job.celery_task_id not in ("", first_task)  # republished under a new task id
 
     _, output = run_until_observing(world, workers, "second")
-    world.publish()
-    world.completed()
-    output.wait_for(lambda line: f"Job {job.pk} complete" in line, timeout=60)
-
-    job = current(job)
-    assert (job.status, job.error_code, job.attempts) == ("complete", "", 2), job.error_details
-    assert VexDocument.objects.filter(job=job).count() == 1
-    assert job.generated_vex_id == VexDocument.objects.get(job=job).pk
+    job = finish_scan(world, output, job, attempts=2)
     # One Deployment at a time: the second was created only after the first was deleted.
     requests = deployment_requests(world)
     assert requests[:2] == ["create", "delete"], requests
