@@ -27,6 +27,7 @@ _REFERENCE = re.compile(
     rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?"
 )
 SHA256_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
+_DIGEST_AT_END = re.compile(r"(?:^|[@/])(sha256:[a-f0-9]{64})$")
 
 DEFAULT_REGISTRY = "docker.io"
 
@@ -46,6 +47,16 @@ class ImageReference:
     def pinned(self, digest: str) -> str:
         """The reference that runs exactly ``digest``: ``registry/repository@digest``."""
         return f"{self.registry}/{self.repository}@{digest}"
+
+
+def digest_of(image_id: str) -> str | None:
+    """``sha256:<hex>`` that an image ID ends in, whatever the runtime put before it.
+
+    ``docker-pullable://nginx@sha256:…``, ``docker.io/library/nginx@sha256:…``
+    and ``sha256:…`` all give the digest; anything else gives None.
+    """
+    match = _DIGEST_AT_END.search(image_id.strip().lower())
+    return match[1] if match else None
 
 
 class InvalidReference(ValueError):

@@ -29,7 +29,7 @@ def import_results(
     submitted_by: str,
 ) -> AnalysisJob:
     """Build results and VEX from ``evidence``; counts against the monthly quota."""
-    full, relevant = evidence.parsed()
+    parsed = evidence.parsed()
     with transaction.atomic():
         quota.consume(organization)
         now = timezone.now()
@@ -42,7 +42,7 @@ def import_results(
         )
         for kind, data in evidence.items():
             store_evidence(job, kind, data, f"imported {kind.replace('_', ' ')}")
-        fields = record(job, build_for(job, full, relevant, completion), completion)
+        fields = record(job, build_for(job, parsed, completion), completion)
         AnalysisJob.objects.filter(pk=job.pk).update(**fields)
         job.refresh_from_db()
     logger.info("Imported Kubescape results as job %s", job.pk,

@@ -95,6 +95,11 @@ class AnalysisJob(models.Model):
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.SANDBOX)
     image_ref = models.CharField(max_length=512)
     image_digest = models.CharField(max_length=71)
+    image_digests = models.JSONField(
+        default=list, blank=True,
+        help_text="Every digest the image is known by (submitted, the pod's imageID, "
+                  "Kubescape's); the VEX names the image once per digest.",
+    )
     sbom_id = models.CharField(max_length=200, blank=True)
     profile = models.CharField(max_length=16, choices=Profile.choices, default=Profile.STANDARD)
     config = models.JSONField(default=dict, help_text="The normalized configuration.")

@@ -29,12 +29,14 @@ from reliability.health import HEALTHY
 from .budget import job_budget_seconds
 from .evidence import store_evidence
 from .health import check_kubernetes, check_kubescape
+from .image_reference import digest_of
 from .models import AnalysisJob
 from .results import FILTERED_SBOM, FULL, KUBESCAPE_VEX, RELEVANT, Evidence, build_for, record
 from .sandbox.kubescape import FAILED_PROFILE_STATUSES, KubescapeObjects
 from .sandbox.workload import ReadyPod, Workload
 from .status import JobStatus, transition
 from .vex.builder import COMPLETE, PARTIAL
+from .vex.products import unique_digests
 
 logger = logging.getLogger("analysis.pipeline")
 T = TypeVar("T")
@@ -136,11 +138,11 @@ class Pipeline:
         self.enter("collect")
         collected = Evidence(full, relevant, self.kubescape.kubescape_vex(),
                              self.kubescape.filtered_sbom())
-        full_manifest, relevant_manifest = collected.parsed()
+        parsed = collected.parsed()
         for kind, data in collected.items():
             store_evidence(self.job, kind, data, _DESCRIPTIONS[kind])
         self.enter("build")
-        result = build_for(self.job, full_manifest, relevant_manifest, evidence)
+        result = build_for(self.job, parsed, evidence, unique_digests(digest_of(pod.image_id)))
         write_with_reconnect(self._complete, result, evidence)
         logger.info("Job %s complete", self.job.pk,
                     extra={"job_id": str(self.job.pk), "statements": len(result.results)})

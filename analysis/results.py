@@ -10,12 +10,26 @@ from django.utils import timezone
 
 from vexxy import __version__
 
-from .kubescape.readers import Manifest, read_kubescape_vex, read_manifest, read_sbom
+from .kubescape.readers import Manifest, Sbom, read_kubescape_vex, read_manifest, read_sbom
 from .models import AnalysisJob, VexDocument
 from .vex.builder import COMPLETE, BuildResult, DocumentInfo, build
+from .vex.products import unique_digests
 
 FULL, RELEVANT, KUBESCAPE_VEX, FILTERED_SBOM = (
     "full_manifest", "relevant_manifest", "kubescape_vex", "filtered_sbom")
+
+
+@dataclass
+class ParsedEvidence:
+    """The evidence as read: the two manifests and, when there is one, the filtered SBOM."""
+
+    full: Manifest
+    relevant: Manifest
+    sbom: Sbom | None = None
+
+    @property
+    def image_digests(self) -> tuple[str, ...]:
+        return unique_digests(*self.full.image_digests, *self.relevant.image_digests)
 
 
 @dataclass
@@ -27,14 +41,15 @@ class Evidence:
     kubescape_vex: Any | None = None
     filtered_sbom: Any | None = None
 
-    def parsed(self) -> tuple[Manifest, Manifest]:
+    def parsed(self) -> ParsedEvidence:
         """Read everything; unreadable input raises ValidationError naming the field."""
         full, relevant = read_manifest(self.full, FULL), read_manifest(self.relevant, RELEVANT)
         if self.kubescape_vex is not None:
             read_kubescape_vex(self.kubescape_vex, KUBESCAPE_VEX)
+        sbom = None
         if self.filtered_sbom is not None:
-            read_sbom(self.filtered_sbom, FILTERED_SBOM)
-        return full, relevant
+            sbom = read_sbom(self.filtered_sbom, FILTERED_SBOM)
+        return ParsedEvidence(full, relevant, sbom)
 
     def items(self) -> list[tuple[str, Any]]:
         pairs = [(FULL, self.full), (RELEVANT, self.relevant),
@@ -42,7 +57,11 @@ class Evidence:
         return [(kind, data) for kind, data in pairs if data is not None]
 
 
-def build_for(job: AnalysisJob, full: Manifest, relevant: Manifest, evidence: str) -> BuildResult:
+def build_for(
+    job: AnalysisJob, parsed: ParsedEvidence, evidence: str, seen_digests: tuple[str, ...] = ()
+) -> BuildResult:
+    """``seen_digests``: digests of the image met while running it (the pod's ``imageID``)."""
+    observed = job.config.get("analysis_duration") if job.origin == job.Origin.SANDBOX else None
     info = DocumentInfo(
         image_ref=job.image_ref,
         image_digest=job.image_digest,
@@ -50,13 +69,17 @@ def build_for(job: AnalysisJob, full: Manifest, relevant: Manifest, evidence: st
         tooling=f"vexxy-premium/{__version__} with Kubescape runtime evidence",
         id_base=settings.VEX_DOCUMENT_ID_BASE,
         timestamp=timezone.now(),
+        other_digests=unique_digests(*job.image_digests, *seen_digests, *parsed.image_digests),
+        observed_seconds=observed,
     )
-    return build(full, relevant, info, evidence=evidence)
+    loaded_files = parsed.sbom.files_by_package() if parsed.sbom else None
+    return build(parsed.full, parsed.relevant, info, evidence=evidence, loaded_files=loaded_files)
 
 
 def record(job: AnalysisJob, result: BuildResult, evidence: str = COMPLETE) -> dict[str, Any]:
     """The job fields that the result sets; creates the VEX document when there is one."""
     fields: dict[str, Any] = {
+        "image_digests": list(result.image_digests),
         "reachability_results": result.results,
         "summary": result.summary,
         "execution_profile": {"evidence_completeness": evidence},

@@ -31,8 +31,10 @@ from analysis.vex.builder import (
     DocumentInfo,
     build,
     confidence,
-    image_purl,
+    pair_key,
 )
+from analysis.vex.products import image_products
+from analysis.vex.purls import subcomponent_purls
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -45,8 +47,12 @@ ID_BASE = "https://vexxy.dev/vex"
 WHEN = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 INFO = DocumentInfo(image_ref="nginx:1.25", image_digest=DIGEST, author="VEXxy Premium Service",
                     tooling="vexxy-premium/test", id_base=ID_BASE, timestamp=WHEN)
-NGINX_PURL = ("pkg:oci/nginx@sha256%3A" + DIGEST[7:]
-              + "?repository_url=docker.io/library/nginx&tag=1.25")
+NGINX_PURL = "pkg:oci/nginx@sha256%3A" + DIGEST[7:]
+NGINX_PRODUCT = {
+    "@id": NGINX_PURL,
+    "identifiers": {"purl": NGINX_PURL + "?repository_url=docker.io/library/nginx&tag=1.25"},
+    "hashes": {"sha-256": DIGEST[7:]},
+}
 
 
 @cache
@@ -81,6 +87,14 @@ def key(statement: dict[str, Any]) -> tuple[str, str]:
     return statement["vulnerability"]["name"], statement["products"][0]["subcomponents"][0]["@id"]
 
 
+def unqualified(purl: str) -> str:
+    return subcomponent_purls(purl)[0]
+
+
+def pair_key_of_result(result: dict[str, Any]) -> str:
+    return unqualified(result["purl"])
+
+
 def by_key(result: BuildResult) -> dict[tuple[str, str], tuple[dict, dict]]:
     statements = result.document["statements"] if result.document else []
     return {key(s): (s, r) for s, r in zip(statements, result.results, strict=True)}
@@ -91,12 +105,18 @@ def assert_valid(document: dict[str, Any]) -> None:
     assert errors == []
 
 
+def in_document_order(keys: set[tuple[str, str]], affected: set[tuple[str, str]]
+                      ) -> list[tuple[str, str]]:
+    """By vulnerability, affected statements first, then by package."""
+    return sorted(keys, key=lambda k: (k[0], k not in affected, k[1]))
+
+
 def assert_consistent(result: BuildResult, full: Manifest, rel: Manifest) -> None:
     """What must hold for any input: counts, statuses and summary agree with each other."""
-    full_keys, rel_keys = {m.key for m in full.matches}, {m.key for m in rel.matches}
-    keys = sorted(full_keys | rel_keys)
+    full_keys, rel_keys = {pair_key(m) for m in full.matches}, {pair_key(m) for m in rel.matches}
+    keys = in_document_order(full_keys | rel_keys, rel_keys)
     summary = result.summary
-    assert [(r["cve_id"], r["purl"]) for r in result.results] == keys
+    assert [(r["cve_id"], pair_key_of_result(r)) for r in result.results] == keys
     assert summary["total_statements"] == len(keys)
     assert summary["relevant_only_pairs"] == len(rel_keys - full_keys)
     assert summary["malformed_entries"] == len(full.problems) + len(rel.problems)
@@ -108,21 +128,24 @@ def assert_consistent(result: BuildResult, full: Manifest, rel: Manifest) -> Non
             for status, n in row.items() if n} == dict(
         Counter((r["severity"], r["status"]) for r in result.results))
     assert sum(n for row in summary["by_severity"].values() for n in row.values()) == len(keys)
-    assert {(r["cve_id"], r["purl"]) for r in result.results if r["status"] == AFFECTED} == (
-        rel_keys)
+    assert {(r["cve_id"], pair_key_of_result(r)) for r in result.results
+            if r["status"] == AFFECTED} == rel_keys
     if not keys:
         assert result.document is None
         return
     document = result.document
     assert_valid(document)
-    assert [key(s) for s in document["statements"]] == keys  # one per pair, sorted
+    assert [key(s) for s in document["statements"]] == keys  # one per pair, in order
     assert {k for k, (s, _) in by_key(result).items() if s["status"] == AFFECTED} == rel_keys
     for statement, outcome in by_key(result).values():
         assert statement["status"] == outcome["status"]
+        assert statement["status_notes"] == outcome["reason"]
         if statement["status"] == AFFECTED:  # go-vex: no justification/impact on affected
             assert not {"justification", "impact_statement"} & statement.keys()
+            assert statement["action_statement"] == outcome["action"]
         else:
             assert "action_statement" not in statement
+            assert outcome["action"] is None
 
 
 # -- the shared samples ---------------------------------------------------------------------
@@ -147,8 +170,9 @@ def test_samples_give_one_valid_statement_per_pair_and_affected_exactly_when_rel
         full_name, relevant_name, statements, affected):
     result, full, rel = build_sample(full_name, relevant_name)
     raw_full, raw_rel = raw_matches(load(full_name)), raw_matches(load(relevant_name))
-    pairs = {(m["vulnerability"]["id"], m["artifact"]["purl"]) for m in raw_full}
-    relevant_pairs = {(m["vulnerability"]["id"], m["artifact"]["purl"]) for m in raw_rel}
+    pairs = {(m["vulnerability"]["id"], unqualified(m["artifact"]["purl"])) for m in raw_full}
+    relevant_pairs = {(m["vulnerability"]["id"], unqualified(m["artifact"]["purl"]))
+                      for m in raw_rel}
 
     assert_valid(result.document)
     assert_consistent(result, full, rel)
@@ -159,7 +183,7 @@ def test_samples_give_one_valid_statement_per_pair_and_affected_exactly_when_rel
     assert result.statement_counts == {AFFECTED: affected, NOT_AFFECTED: statements - affected}
     assert result.summary["by_severity"] == {
         sev: {status: sum(1 for m in raw_full if m["vulnerability"]["severity"] == sev
-                          and ((m["vulnerability"]["id"], m["artifact"]["purl"])
+                          and ((m["vulnerability"]["id"], unqualified(m["artifact"]["purl"]))
                                in relevant_pairs) == (status == AFFECTED))
               for status in (AFFECTED, NOT_AFFECTED)}
         for sev in SEVERITIES}
@@ -170,13 +194,16 @@ def test_samples_give_one_valid_statement_per_pair_and_affected_exactly_when_rel
 def test_samples_products_and_aliases(full_name, relevant_name):
     result, _, _ = build_sample(full_name, relevant_name)
     expected_aliases = {
-        (m["vulnerability"]["id"], m["artifact"]["purl"]): sorted(
+        (m["vulnerability"]["id"], unqualified(m["artifact"]["purl"])): sorted(
             {r["id"] for r in m["relatedVulnerabilities"] or []} - {m["vulnerability"]["id"]})
         for m in raw_matches(load(full_name))}
 
     for statement in result.document["statements"]:
-        assert statement["products"] == [
-            {"@id": NGINX_PURL, "subcomponents": [{"@id": key(statement)[1]}]}]
+        [product] = statement["products"]
+        assert {k: v for k, v in product.items() if k != "subcomponents"} == NGINX_PRODUCT
+        assert product["subcomponents"] == [{"@id": p} for p in subcomponent_purls(
+            next(r["purl"] for r in result.results if (r["cve_id"], unqualified(r["purl"]))
+                 == key(statement)))]
         assert statement["vulnerability"].get("aliases", []) == expected_aliases[key(statement)]
         assert statement["vulnerability"]["@id"].startswith("https://")
 
@@ -215,18 +242,33 @@ def test_the_document_header(id_base):
     assert_valid(document)
 
 
-@pytest.mark.parametrize(("image_ref", "purl"), [
-    ("nginx:1.25", NGINX_PURL),
-    ("docker.io/library/nginx:1.25", NGINX_PURL),
-    ("bitnami/redis:7.2", "pkg:oci/redis@sha256%3A{}?repository_url=docker.io/bitnami/redis"
-                          "&tag=7.2"),
-    ("ghcr.io/org/team/app:v1.2", "pkg:oci/app@sha256%3A{}?repository_url=ghcr.io/org/team/app"
-                                  "&tag=v1.2"),
-    ("localhost:5000/app", "pkg:oci/app@sha256%3A{}?repository_url=localhost:5000/app"),
-    (f"nginx@{DIGEST}", "pkg:oci/nginx@sha256%3A{}?repository_url=docker.io/library/nginx"),
+@pytest.mark.parametrize(("image_ref", "name", "identifier"), [
+    ("nginx:1.25", "nginx", "?repository_url=docker.io/library/nginx&tag=1.25"),
+    ("docker.io/library/nginx:1.25", "nginx", "?repository_url=docker.io/library/nginx&tag=1.25"),
+    ("bitnami/redis:7.2", "redis", "?repository_url=docker.io/bitnami/redis&tag=7.2"),
+    ("ghcr.io/org/team/app:v1.2", "app", "?repository_url=ghcr.io/org/team/app&tag=v1.2"),
+    ("localhost:5000/app", "app", "?repository_url=localhost:5000/app"),
+    (f"nginx@{DIGEST}", "nginx", "?repository_url=docker.io/library/nginx"),
 ])
-def test_image_purl(image_ref, purl):
-    assert image_purl(image_ref, DIGEST) == purl.replace("{}", DIGEST[7:])
+def test_the_image_is_an_unqualified_oci_purl_with_the_full_form_in_identifiers(
+        image_ref, name, identifier):
+    bare = f"pkg:oci/{name}@sha256%3A{DIGEST[7:]}"
+    [product] = image_products(image_ref, [DIGEST])
+    assert product == {"@id": bare, "identifiers": {"purl": bare + identifier},
+                       "hashes": {"sha-256": DIGEST[7:]}}
+
+
+def test_one_product_per_known_digest_in_every_statement():
+    index, platform = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    info = replace(INFO, image_digest=index, other_digests=(platform, index, platform))
+    result = build(manifest(entry()), relevant(), info)
+
+    [statement] = result.document["statements"]
+    assert [p["hashes"]["sha-256"] for p in statement["products"]] == ["a" * 64, "b" * 64]
+    assert {json.dumps(p["subcomponents"]) for p in statement["products"]} == {
+        json.dumps([{"@id": "pkg:deb/debian/openssl@1.0"}])}
+    assert result.image_digests == (index, platform)
+    assert_valid(result.document)
 
 
 # -- statements and results -----------------------------------------------------------------
@@ -240,15 +282,19 @@ def test_image_purl(image_ref, purl):
     ({"state": "wont-fix", "versions": None}, None),
     (None, None),
 ])
-def test_affected_carries_an_action_also_in_the_reason(fix, action):
-    result = build(manifest(entry(fix=fix)), relevant(entry(fix=fix)), INFO)
+def test_affected_carries_an_action_and_says_why(fix, action):
+    result = build(manifest(entry(fix=fix)), relevant(entry(fix=fix)),
+                   replace(INFO, observed_seconds=300))
     [(statement, outcome)] = by_key(result).values()
 
     assert statement["status"] == outcome["status"] == AFFECTED
     assert "justification" not in statement
     assert "impact_statement" not in statement
     assert outcome["justification"] is None
-    assert outcome["reason"].endswith(f"Action: {statement['action_statement']}")
+    assert statement["status_notes"] == outcome["reason"] == (
+        "Package openssl@1.0 was loaded during 300 s of observed execution, so the vulnerable "
+        "code is reachable.")
+    assert outcome["action"] == statement["action_statement"]
     if action:
         assert statement["action_statement"] == action
     else:  # generic: no version claimed
@@ -258,15 +304,59 @@ def test_affected_carries_an_action_also_in_the_reason(fix, action):
     assert_valid(result.document)
 
 
-def test_not_loaded_packages_are_not_affected_not_in_execute_path():
-    result = build(manifest(entry()), relevant(), INFO)
+@pytest.mark.parametrize(("seconds", "evidence", "notes"), [
+    (300, COMPLETE, "Package openssl@1.0 was not loaded during 300 s of observed execution; "
+                    "profile complete."),
+    (60, PARTIAL, "Package openssl@1.0 was not loaded during 60 s of observed execution; "
+                  "profile partial: a load may have been missed."),
+    (None, COMPLETE, "Package openssl@1.0 was not loaded during the observed execution; "
+                     "profile complete."),
+])
+def test_not_loaded_packages_are_not_affected_with_the_observation_window(
+        seconds, evidence, notes):
+    result = build(manifest(entry()), relevant(), replace(INFO, observed_seconds=seconds),
+                   evidence=evidence)
     [(statement, outcome)] = by_key(result).values()
 
     assert statement["status"] == outcome["status"] == NOT_AFFECTED
     assert statement["justification"] == outcome["justification"] == NOT_IN_EXECUTE_PATH
-    assert statement["impact_statement"]
+    assert statement["status_notes"] == outcome["reason"] == notes
     assert "action_statement" not in statement
-    assert "Action:" not in outcome["reason"]
+    assert outcome["action"] is None
+
+
+def test_the_files_the_filtered_sbom_names_are_the_evidence_for_affected():
+    files = [f"/usr/lib/libssl.so.{n}" for n in range(7)]
+    result = build(manifest(entry(), entry(name="zlib")), relevant(entry(), entry(name="zlib")),
+                   replace(INFO, observed_seconds=120), loaded_files={("openssl", "1.0"): files})
+    notes = {r["package_name"]: r["reason"] for r in result.results}
+
+    assert notes["openssl"] == (
+        "Package openssl@1.0 was loaded during 120 s of observed execution (files used: "
+        "/usr/lib/libssl.so.0, /usr/lib/libssl.so.1, /usr/lib/libssl.so.2, "
+        "/usr/lib/libssl.so.3, /usr/lib/libssl.so.4 and 2 more), so the vulnerable code is "
+        "reachable.")
+    assert "files used" not in notes["zlib"]
+
+
+def test_a_cve_with_mixed_statuses_lists_affected_first():
+    """``vexctl filter`` decides a CVE by its first statement: it must keep the finding."""
+    full = manifest(entry("CVE-1", name="aaa"), entry("CVE-1", name="zzz"), entry("CVE-0"))
+    result = build(full, relevant(entry("CVE-1", name="zzz")), INFO)
+
+    assert [(s["vulnerability"]["name"], s["status"]) for s in result.document["statements"]] == [
+        ("CVE-0", NOT_AFFECTED), ("CVE-1", AFFECTED), ("CVE-1", NOT_AFFECTED)]
+    assert [r["package_name"] for r in result.results] == ["openssl", "zzz", "aaa"]
+
+
+def test_entries_differing_only_in_qualifiers_are_one_statement_affected_if_either_loaded():
+    amd64 = entry(purl="pkg:deb/debian/openssl@1.0?arch=amd64&distro=debian-12")
+    i386 = entry(purl="pkg:deb/debian/openssl@1.0?arch=i386&distro=debian-12")
+    result = build(manifest(amd64, i386), relevant(i386), INFO)
+
+    [statement] = result.document["statements"]
+    assert statement["status"] == AFFECTED
+    assert result.summary["total_statements"] == 1
 
 
 def test_vulnerability_aliases_and_data_source():

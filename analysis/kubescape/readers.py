@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from analysis.image_reference import digest_of
 from reliability.exceptions import ValidationError
 
 UNKNOWN = "UNKNOWN"
+IMAGE_ID_ANNOTATION = "kubescape.io/image-id"
 _PURL_TYPE = re.compile(r"[a-z][a-z0-9.+-]*")  # purl-spec: ASCII, no leading digit
 SEVERITIES = ("Critical", "High", "Medium", "Low", "Negligible", "Unknown")
 
@@ -64,6 +66,7 @@ class Manifest:
     with_relevancy: bool | None
     matches: list[Match]
     problems: list[Problem] = field(default_factory=list)
+    image_digests: tuple[str, ...] = ()  # of the scanned image, as Kubescape recorded them
 
 
 @dataclass
@@ -72,6 +75,7 @@ class SbomPackage:
     version: str
     type: str
     purl: str
+    files: tuple[str, ...] = ()  # the package's files that the SBOM lists
 
 
 @dataclass
@@ -79,6 +83,14 @@ class Sbom:
     name: str
     packages: list[SbomPackage]
     files: list[str]
+
+    def files_by_package(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(name, version) → file paths; in a filtered SBOM, the files used at runtime."""
+        found: dict[tuple[str, str], tuple[str, ...]] = {}
+        for package in self.packages:
+            key = (package.name, package.version)
+            found[key] = tuple(sorted({*found.get(key, ()), *package.files}))
+        return found
 
 
 @dataclass
@@ -112,7 +124,22 @@ def read_manifest(data: Any, where: str = "manifest") -> Manifest:
             matches.append(read_match(raw, entry_where))
         except _Unreadable as problem:
             problems.append(Problem(entry_where, str(problem)))
-    return Manifest(name, annotations, labels, with_relevancy, matches, problems)
+    digests = _image_digests(annotations, payload)
+    return Manifest(name, annotations, labels, with_relevancy, matches, problems, digests)
+
+
+def _image_digests(annotations: Mapping[str, str], payload: Mapping[str, Any]) -> tuple[str, ...]:
+    """Manifest digests of the scanned image: the image-id annotation, repo and manifest digests.
+
+    ``source.target.imageID`` is the config digest, which no scanner queries a VEX with.
+    """
+    source = payload.get("source") if isinstance(payload.get("source"), Mapping) else {}
+    target = source.get("target") if isinstance(source.get("target"), Mapping) else {}
+    repo_digests = target.get("repoDigests") if isinstance(target.get("repoDigests"), list) else []
+    candidates = [annotations.get(IMAGE_ID_ANNOTATION), *repo_digests,
+                  target.get("manifestDigest")]
+    digests = (digest_of(c) for c in candidates if isinstance(c, str))
+    return tuple(dict.fromkeys(d for d in digests if d))
 
 
 def _unwrap(data: Any, where: str) -> tuple[str, dict, dict, Mapping[str, Any]]:
@@ -254,21 +281,30 @@ def _component_id(component: Mapping[str, Any]) -> str:
 
 
 def read_sbom(data: Any, where: str = "filtered_sbom") -> Sbom:
-    """An SBOMSyft(Filtered) object or spec: Syft JSON under ``spec.syft``."""
+    """An SBOMSyft(Filtered) object or spec: Syft JSON under ``spec.syft``.
+
+    A package's files are those its ``contains`` relationships point at.
+    """
     name, _, _, spec = _unwrap(data, where)
     syft = spec.get("syft") if "syft" in spec else spec
     if not isinstance(syft, Mapping) or "artifacts" not in syft:
         raise _invalid(where, "not a Syft SBOM: no spec.syft.artifacts")
+    paths = {str(f.get("id")): str(f["location"].get("path") or "")
+             for f in _list(syft.get("files"), f"{where}.syft.files")
+             if isinstance(f, Mapping) and isinstance(f.get("location"), Mapping)}
+    contained: dict[str, set[str]] = {}
+    for relation in _list(syft.get("artifactRelationships"), f"{where}.syft.artifactRelationships"):
+        if isinstance(relation, Mapping) and relation.get("type") == "contains":
+            path = paths.get(str(relation.get("child")))
+            if path:
+                contained.setdefault(str(relation.get("parent")), set()).add(path)
     packages = [
         SbomPackage(str(a.get("name") or ""), str(a.get("version") or ""),
-                    str(a.get("type") or ""), str(a.get("purl") or ""))
+                    str(a.get("type") or ""), str(a.get("purl") or ""),
+                    tuple(sorted(contained.get(str(a.get("id")), ()))))
         for a in _list(syft.get("artifacts"), f"{where}.syft.artifacts") if isinstance(a, Mapping)
     ]
-    locations = [f.get("location") for f in _list(syft.get("files"), f"{where}.syft.files")
-                 if isinstance(f, Mapping)]
-    files = sorted({str(loc.get("path") or "") for loc in locations
-                    if isinstance(loc, Mapping)} - {""})
-    return Sbom(name, packages, files)
+    return Sbom(name, packages, sorted(set(paths.values()) - {""}))
 
 
 # -- helpers -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes import client
 
 from analysis.cluster import api_client, call, get_json
+from analysis.image_reference import digest_of
 
 from .identity import INSTANCE_ID_ANNOTATION, ContainerInstance, summary_name
 from .manifests import (
@@ -137,7 +138,7 @@ class KubescapeObjects:
             return None
         annotations = (manifest.get("metadata") or {}).get("annotations") or {}
         recorded = annotations.get(IMAGE_ID_ANNOTATION)
-        if image_id and recorded and _digest(recorded) != _digest(image_id):
+        if image_id and recorded and not _same_image(recorded, image_id):
             return None
         return manifest
 
@@ -160,6 +161,6 @@ class KubescapeObjects:
              resource=f"{plural}/{name}", missing_ok=True, retry_sleep=self.retry_sleep)
 
 
-def _digest(image_id: str) -> str:
-    """``sha256:…`` of an image ID, whatever prefix the runtime or Kubescape put before it."""
-    return image_id.rsplit("@", 1)[-1].removeprefix("docker-pullable://")
+def _same_image(first: str, second: str) -> bool:
+    """Image IDs compared by digest, whatever prefix the runtime or Kubescape put before it."""
+    return (digest_of(first) or first) == (digest_of(second) or second)

@@ -5,6 +5,12 @@ is also in the relevant (runtime-filtered) manifest was loaded during the
 observed run: ``affected``, with an action. Any other pair was not:
 ``not_affected`` / ``vulnerable_code_not_in_execute_path``. Results, summary
 and document come from the same pass, so they cannot disagree.
+
+Each statement names the image once per known digest (``products``) and the
+package in every purl form a scanner computes (``purls``), so that Trivy and
+Grype apply it; ``status_notes`` says why (``notes``). Within a vulnerability,
+affected statements come first: ``vexctl filter`` decides a CVE by its first
+statement, and must keep a finding that is affected in any package.
 """
 
 from __future__ import annotations
@@ -12,14 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from analysis.image_reference import parse_image_reference
 from analysis.kubescape.readers import SEVERITIES, Manifest, Match
 from reliability.exceptions import utc_timestamp
 
+from .notes import Observation, loaded, not_loaded
+from .products import image_products, unique_digests
+from .purls import subcomponent_purls
 from .schema import validate_document
 
 CONTEXT = "https://openvex.dev/ns/v0.2.0"
@@ -32,7 +41,12 @@ COMPLETE, PARTIAL = "complete", "partial"
 
 @dataclass(frozen=True)
 class DocumentInfo:
-    """Document-level values; ``timestamp`` is injectable for reproducible output."""
+    """Document-level values; ``timestamp`` is injectable for reproducible output.
+
+    ``other_digests``: the image's digests besides the submitted one (the pod's
+    ``imageID``, Kubescape's); ``observed_seconds``: how long the workload ran
+    under observation, None when not known (imported results).
+    """
 
     image_ref: str
     image_digest: str
@@ -41,6 +55,12 @@ class DocumentInfo:
     id_base: str
     timestamp: datetime
     role: str = "Runtime reachability analysis"
+    other_digests: tuple[str, ...] = ()
+    observed_seconds: int | None = None
+
+    @property
+    def digests(self) -> tuple[str, ...]:
+        return unique_digests(self.image_digest, *self.other_digests)
 
 
 @dataclass
@@ -49,6 +69,7 @@ class BuildResult:
     results: list[dict[str, Any]]
     summary: dict[str, Any]
     statement_counts: dict[str, int] = field(default_factory=dict)
+    image_digests: tuple[str, ...] = ()  # every digest the products name
 
 
 def confidence(status: str, justification: str | None, evidence: str) -> float:
@@ -69,16 +90,6 @@ def confidence(status: str, justification: str | None, evidence: str) -> float:
     return 0.50
 
 
-def image_purl(image_ref: str, image_digest: str) -> str:
-    """``pkg:oci/<name>@sha256%3A<hex>?repository_url=<registry/path>[&tag=…]``."""
-    reference = parse_image_reference(image_ref)
-    qualifiers = {"repository_url": f"{reference.registry}/{reference.repository}"}
-    if reference.tag:
-        qualifiers["tag"] = reference.tag
-    query = "&".join(f"{key}={value}" for key, value in sorted(qualifiers.items()))
-    return f"pkg:oci/{reference.name}@{image_digest.replace(':', '%3A')}?{query}"
-
-
 def action_for(match: Match) -> str:
     name = match.package.name
     if match.fix_state == "fixed" and match.fix_versions:
@@ -93,19 +104,24 @@ def build(
     info: DocumentInfo,
     *,
     evidence: str = COMPLETE,
+    loaded_files: Mapping[tuple[str, str], Sequence[str]] | None = None,
     validate: bool = True,
 ) -> BuildResult:
-    """``validate=False`` only for measuring the build alone; stored documents are validated."""
+    """``loaded_files``: (package name, version) → files used, from the filtered SBOM.
+
+    ``validate=False`` only for measuring the build alone; stored documents are validated.
+    """
     full_pairs = _first_by_key(full.matches)
     relevant_pairs = _first_by_key(relevant.matches)
     relevant_only = relevant_pairs.keys() - full_pairs.keys()
-    product = image_purl(info.image_ref, info.image_digest)
+    context = _Context(image_products(info.image_ref, info.digests),
+                       Observation(info.observed_seconds, evidence), loaded_files or {})
 
     statements, results = [], []
-    for key in sorted(full_pairs.keys() | relevant_pairs.keys()):
+    for key in sorted(full_pairs.keys() | relevant_pairs.keys(),
+                      key=lambda k: (k[0], k not in relevant_pairs, k[1])):
         match = full_pairs.get(key) or relevant_pairs[key]
-        loaded = key in relevant_pairs
-        statement, result = _statement(match, loaded, product, evidence)
+        statement, result = _statement(match, key in relevant_pairs, context)
         statements.append(statement)
         results.append(result)
 
@@ -114,18 +130,36 @@ def build(
     document = _document(statements, info) if statements else None
     if document is not None and validate:
         validate_document(document)
-    return BuildResult(document, results, summary, dict(sorted(counts.items())))
+    return BuildResult(document, results, summary, dict(sorted(counts.items())), info.digests)
+
+
+def pair_key(match: Match) -> tuple[str, str]:
+    """(vulnerability, package) as a scanner tells packages apart: by the unqualified purl.
+
+    Two manifest entries that differ only in qualifiers are one finding to a
+    scanner, so they make one statement, affected if either was loaded.
+    """
+    return match.vulnerability_id, subcomponent_purls(match.package.purl)[0]
 
 
 def _first_by_key(matches: list[Match]) -> dict[tuple[str, str], Match]:
     pairs: dict[tuple[str, str], Match] = {}
     for match in matches:
-        pairs.setdefault(match.key, match)
+        pairs.setdefault(pair_key(match), match)
     return pairs
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every statement of one build shares."""
+
+    products: list[dict[str, Any]]
+    observation: Observation
+    loaded_files: Mapping[tuple[str, str], Sequence[str]]
+
+
 def _statement(
-    match: Match, loaded: bool, product: str, evidence: str
+    match: Match, was_loaded: bool, context: _Context
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     package = match.package
     vulnerability: dict[str, Any] = {"name": match.vulnerability_id}
@@ -133,29 +167,32 @@ def _statement(
         vulnerability["@id"] = match.data_source
     if match.aliases:
         vulnerability["aliases"] = list(match.aliases)
+    subcomponents = [{"@id": purl} for purl in subcomponent_purls(package.purl)]
     statement: dict[str, Any] = {
         "vulnerability": vulnerability,
-        "products": [{"@id": product, "subcomponents": [{"@id": package.purl}]}],
+        "products": [{**product, "subcomponents": subcomponents}
+                     for product in context.products],
     }
     label = f"{package.name}@{package.version}" if package.version else package.name
-    if loaded:
+    action = None
+    if was_loaded:
         action = action_for(match)
-        statement.update(status=AFFECTED, action_statement=action)
         justification = None
-        reason = (f"Package {label} was loaded during the observed run, so the vulnerable "
-                  f"code is reachable. Action: {action}")
+        files = context.loaded_files.get((package.name, package.version), ())
+        notes = loaded(label, context.observation, files)
+        statement.update(status=AFFECTED, status_notes=notes, action_statement=action)
     else:
         justification = NOT_IN_EXECUTE_PATH
-        impact = f"Package {label} was never loaded during the observed run."
-        statement.update(status=NOT_AFFECTED, justification=justification,
-                         impact_statement=impact)
-        reason = impact + (" The runtime profile was partial." if evidence == PARTIAL else "")
+        notes = not_loaded(label, context.observation)
+        statement.update(status=NOT_AFFECTED, status_notes=notes, justification=justification)
+    evidence = context.observation.completeness
     result = {
         "cve_id": match.vulnerability_id,
         "status": statement["status"],
         "justification": justification,
         "confidence_score": confidence(statement["status"], justification, evidence),
-        "reason": reason,
+        "reason": notes,
+        "action": action,
         "package": label,
         "package_name": package.name,
         "package_version": package.version,

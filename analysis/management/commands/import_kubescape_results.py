@@ -75,9 +75,9 @@ class Command(CorrelatedCommand):
 
     def _dry_run(self, options: dict[str, Any], evidence: Evidence, completion: str) -> None:
         try:
-            full, relevant = evidence.parsed()
-            unsaved = AnalysisJob(image_ref=options["image"], image_digest=options["digest"])
-            summary = build_for(unsaved, full, relevant, completion).summary
+            unsaved = AnalysisJob(image_ref=options["image"], image_digest=options["digest"],
+                                  origin=AnalysisJob.Origin.IMPORT)
+            summary = build_for(unsaved, evidence.parsed(), completion).summary
         except VexxyException as error:
             raise CommandError(f"{error.error_code}: {error.message}") from None
         self.emit(options, {"job_id": None, "summary": summary, "dry_run": True},
