@@ -10,8 +10,8 @@ Syft's) and on where a Debian or RPM epoch goes (Syft: ``@1:4.4-4.1``; Trivy:
 purl per other form a scanner computes:
 
 * an epoch form ``@<version without epoch>?epoch=<N>`` for deb and rpm;
-* a lowercase form for npm, whose names go-vex compares case-sensitively and
-  Trivy lowercases.
+* for npm, the name as written and all lowercase: go-vex compares npm names
+  case-sensitively and Trivy lowercases them.
 
 Dropping ``arch`` costs one distinction: a Debian multiarch image with the
 same package and version for two architectures gets one statement for both.
@@ -30,15 +30,19 @@ _EPOCH = re.compile(r"(?P<epoch>\d+):(?P<version>.+)")
 
 @lru_cache(maxsize=65536)
 def subcomponent_purls(purl: str) -> tuple[str, ...]:
-    """Every form of ``purl`` a scanner computes, unqualified first; ``(purl,)`` if unparsable."""
+    """Every form of ``purl`` a scanner computes, unqualified first; ``(purl,)`` if unparsable.
+
+    The first form names the package exactly (an epoch stays in its version),
+    so it also serves as the package's key.
+    """
     try:
         parsed = PackageURL.from_string(purl)
     except ValueError:
         return (purl,)
-    plain = PackageURL(parsed.type, parsed.namespace, parsed.name, parsed.version)
-    forms = [plain, *_epoch_forms(parsed), *_lowercase_forms(plain)]
-    unique = dict.fromkeys(form.to_string() for form in forms)
-    return tuple(unique)
+    # ``_replace`` keeps the parsed, already normalised parts; ``to_string`` normalises once more.
+    forms = _epoch_forms(parsed) or [parsed._replace(qualifiers=None, subpath=None)]
+    texts = [form.to_string() for form in forms] + _npm_forms(purl, forms[0])
+    return tuple(dict.fromkeys(texts))
 
 
 def _epoch_forms(parsed: PackageURL) -> list[PackageURL]:
@@ -53,28 +57,23 @@ def _epoch_forms(parsed: PackageURL) -> list[PackageURL]:
         epoch, version = qualifier, parsed.version
     else:
         return []
-    split = PackageURL(
-        parsed.type,
-        parsed.namespace,
-        parsed.name,
-        version,
-        qualifiers={"epoch": epoch} if int(epoch) else None,
-    )
-    joined = PackageURL(parsed.type, parsed.namespace, parsed.name, f"{epoch}:{version}")
-    return [joined, split]
+    joined = parsed._replace(version=f"{epoch}:{version}", qualifiers=None, subpath=None)
+    qualifiers = {"epoch": epoch} if int(epoch) else None  # Trivy writes no epoch=0
+    return [joined, joined._replace(version=version, qualifiers=qualifiers)]
 
 
-def _lowercase_forms(plain: PackageURL) -> list[PackageURL]:
-    if plain.type != "npm":
+def _npm_forms(purl: str, exact: PackageURL) -> list[str]:
+    """npm names as written (go-vex compares them case-sensitively) and all lowercase (Trivy).
+
+    packageurl-python lowercases npm names itself, so the written form is the
+    input without its qualifiers and subpath.
+    """
+    if exact.type != "npm":
         return []
-    return [
-        PackageURL(
-            plain.type,
-            plain.namespace and plain.namespace.lower(),
-            plain.name.lower(),
-            plain.version,
-        )
-    ]
+    lowercase = PackageURL(
+        "npm", exact.namespace and exact.namespace.lower(), exact.name.lower(), exact.version
+    )
+    return [lowercase.to_string(), purl.partition("#")[0].partition("?")[0]]
 
 
 def oci_purl(name: str, digest: str, qualifiers: dict[str, str] | None = None) -> str:
