@@ -178,6 +178,26 @@ def test_happy_path_completes_with_a_valid_vex(world):
     assert world.job.summary["loaded_components"] == 1
 
 
+def test_every_digest_of_the_image_is_a_product_and_the_notes_give_the_window(world):
+    """Submitted by its index digest, run by the platform digest the kubelet reports."""
+    index = "sha256:" + "1a" * 32
+    AnalysisJob.objects.filter(pk=world.job.pk).update(image_digest=index)
+    world.job.refresh_from_db()
+    world.script(*world.happy())
+
+    assert run_pipeline(world) is None
+
+    assert_complete(world)
+    assert world.job.image_digests == [index, IMAGE_DIGEST]
+    statements = VexDocument.objects.get(job=world.job).document["statements"]
+    assert {tuple(p["hashes"]["sha-256"] for p in s["products"]) for s in statements} == {
+        (index[7:], IMAGE_DIGEST[7:])}
+    assert {r["reason"].split(" was ")[1].split(";")[0].split(",")[0]
+            for r in world.job.reachability_results} == {
+        f"not loaded during {DURATION} s of observed execution",
+        f"loaded during {DURATION} s of observed execution"}
+
+
 def test_decoys_are_never_read(world, organization):
     other = SandboxWorld(world.kube, make_job(organization))
     other.start_pod("ImagePullBackOff", wait_for_deployment=False)  # another job's pod

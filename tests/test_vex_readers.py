@@ -435,3 +435,34 @@ def test_a_wrongly_typed_file_location_does_not_crash_the_sbom_reader():
     """BUG: a ``location`` that is not an object raises AttributeError (a 500, not a 400)."""
     syft = {"artifacts": [], "files": [{"location": "/bin/sh"}, {"location": {"path": "/a"}}]}
     assert "/a" in read_sbom({"spec": {"syft": syft}}, "filtered_sbom").files
+
+
+# -- the image's digests and the files of loaded packages ------------------------------------
+
+INDEX, PLATFORM = "sha256:" + "1a" * 32, "sha256:" + "2b" * 32
+
+
+def test_the_storage_manifest_names_its_repo_and_manifest_digests_not_the_config():
+    manifest = read_manifest(load("storage_vulnerabilitymanifest_01-example.yaml"))
+    assert manifest.image_digests == (
+        "sha256:b8f2383a95879e1ae064940d9a200f67a6c79e710ed82ac42263397367e7cc4e",  # repoDigests
+        "sha256:9f6ad1cdf02a3a6d072aa09fd5ff7e18ce0b22a90432164144197b17735fc4f0",  # manifest
+    )
+
+
+def test_manifest_digests_come_from_the_annotation_and_the_source_once_each():
+    data = {
+        "metadata": {"annotations": {"kubescape.io/image-id": f"docker.io/library/nginx@{INDEX}"}},
+        "spec": {"payload": {"matches": [], "source": {"target": {
+            "repoDigests": [f"nginx@{INDEX}", "not a digest", 7],
+            "manifestDigest": PLATFORM, "imageID": "sha256:" + "3c" * 32}}}},
+    }
+    assert read_manifest(data).image_digests == (INDEX, PLATFORM)
+    assert read_manifest({"spec": {"payload": {"matches": [], "source": None}}}).image_digests == ()
+
+
+def test_a_packages_files_are_those_its_contains_relationships_name():
+    sbom = read_sbom(copy.deepcopy(SYFT), "filtered_sbom")
+    assert [p.files for p in sbom.packages] == [("/bin/busybox",), ()]
+    assert sbom.files_by_package() == {("busybox", "1.36.1-r2"): ("/bin/busybox",),
+                                       ("musl", "1.2.4_git20230717-r4"): ()}
