@@ -33,10 +33,14 @@ _DESCRIPTIONS = {
 COMMON = (401, 429, 500, 503)
 
 
-def errors(*statuses: int) -> dict[int, OpenApiResponse]:
-    """Envelope responses for ``statuses`` plus those every operation can return."""
+def errors(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
+    """Envelope responses for ``statuses`` plus those every operation can return.
+
+    Always ``application/json``, whatever other media types the operation's success has.
+    """
     return {
-        status: OpenApiResponse(ErrorEnvelope, description=_DESCRIPTIONS[status])
+        (status, "application/json"): OpenApiResponse(
+            ErrorEnvelope, description=_DESCRIPTIONS[status])
         for status in sorted({*statuses, *COMMON})
     }
 

@@ -49,7 +49,7 @@ def validate_document(document: dict[str, Any]) -> None:
             f"Generated OpenVEX document is invalid at {place}: {first.message} "
             f"({len(errors)} error(s))",
         )
-    duplicate = _first_duplicate(document.get("statements") or [])
+    duplicate = first_duplicate(document.get("statements") or [])
     if duplicate is not None:
         raise InvalidVexDocument(
             "vex-builder",
@@ -58,10 +58,11 @@ def validate_document(document: dict[str, Any]) -> None:
         )
 
 
-def _first_duplicate(statements: list[Any]) -> int | None:
+def first_duplicate(items: list[Any]) -> int | None:
+    """Index of the first item equal to an earlier one: ``uniqueItems`` in linear time."""
     seen: set[str] = set()
-    for index, statement in enumerate(statements):
-        canonical = json.dumps(statement, sort_keys=True, separators=(",", ":"))
+    for index, item in enumerate(items):
+        canonical = json.dumps(item, sort_keys=True, separators=(",", ":"))
         if canonical in seen:
             return index
         seen.add(canonical)
