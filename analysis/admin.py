@@ -254,7 +254,7 @@ class VexDocumentAdmin(admin.ModelAdmin):
     list_display = ["id", "job", "statement_counts", "created_at"]
     search_fields = ["id", "job__id", "job__image_ref"]
     readonly_fields = ["id", "job", "statement_counts", "created_at", "document_view"]
-    exclude = ["document"]
+    exclude = ["document", "cyclonedx"]
     list_select_related = ["job"]
 
     @admin.display(description="document")

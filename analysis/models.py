@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
 
 from .status import ACTIVE, JobStatus
+from .vex.cyclonedx import cyclonedx_vex
 
 
 class Organization(models.Model):
@@ -180,7 +182,11 @@ class AnalysisEvidence(models.Model):
 class VexDocument(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     job = models.ForeignKey(AnalysisJob, on_delete=models.CASCADE, related_name="vex_documents")
-    document = models.JSONField()
+    document = models.JSONField(help_text="OpenVEX v0.2.0.")
+    cyclonedx = models.JSONField(
+        null=True, blank=True, editable=False,
+        help_text="The same VEX as a CycloneDX 1.6 BOM, built when first asked for.",
+    )
     statement_counts = models.JSONField(default=dict, help_text="Statements by status.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -190,3 +196,11 @@ class VexDocument(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
+
+    def as_cyclonedx(self) -> dict[str, Any]:
+        """The CycloneDX form: built and validated once (about a millisecond a statement), kept."""
+        if self.cyclonedx is None:
+            self.cyclonedx = cyclonedx_vex(self.document, self.pk)
+            VexDocument.objects.filter(pk=self.pk, cyclonedx__isnull=True).update(
+                cyclonedx=self.cyclonedx)
+        return self.cyclonedx

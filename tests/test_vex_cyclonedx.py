@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from hypothesis import given, settings
 
 from analysis.kubescape.readers import read_manifest
-from analysis.models import AnalysisJob
+from analysis.models import AnalysisJob, VexDocument
 from analysis.vex.builder import build
 from analysis.vex.cyclonedx import InvalidCycloneDxDocument, cyclonedx_vex, validate_bom
 from tests.conftest import assert_envelope
@@ -213,3 +213,15 @@ def test_property_every_bom_validates_and_round_trips_the_counts(pair):
     assert Counter(v["analysis"]["state"] for v in bom["vulnerabilities"]) == Counter(
         STATES[s["status"]] for s in result.document["statements"]
     )
+
+
+def test_the_bom_is_built_once_and_then_served_as_stored(api, imported):
+    vex = VexDocument.objects.get(pk=imported.generated_vex_id)
+    assert vex.cyclonedx is None  # nothing is built until someone asks
+    _, first = fetch_both(api, imported)
+
+    vex.refresh_from_db()
+    assert vex.cyclonedx == first
+    VexDocument.objects.filter(pk=vex.pk).update(cyclonedx={**first, "version": 7})
+    _, second = fetch_both(api, imported)
+    assert second == {**first, "version": 7}
