@@ -27,7 +27,7 @@ _REFERENCE = re.compile(
     rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?"
 )
 SHA256_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
-_DIGEST_AT_END = re.compile(r"(?:^|[@/])(sha256:[a-f0-9]{64})$")
+_DIGEST_AT_END = re.compile(r"(?:^|@)(sha256:[a-f0-9]{64})$")
 
 DEFAULT_REGISTRY = "docker.io"
 
@@ -50,13 +50,20 @@ class ImageReference:
 
 
 def digest_of(image_id: str) -> str | None:
-    """``sha256:<hex>`` that an image ID ends in, whatever the runtime put before it.
+    """The manifest digest an image ID or reference pins, whatever the runtime put before it.
 
     ``docker-pullable://nginx@sha256:…``, ``docker.io/library/nginx@sha256:…``
-    and ``sha256:…`` all give the digest; anything else gives None.
+    and a bare ``sha256:…`` give the digest. Docker's ``docker://sha256:…`` is
+    the image's config digest, which no registry or scanner knows the image by:
+    None, like anything else.
     """
     match = _DIGEST_AT_END.search(image_id.strip().lower())
     return match[1] if match else None
+
+
+def unique_digests(*digests: str | None) -> tuple[str, ...]:
+    """The digests in first-seen order, each once; empty values dropped."""
+    return tuple(dict.fromkeys(d for d in digests if d))
 
 
 class InvalidReference(ValueError):

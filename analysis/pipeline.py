@@ -30,13 +30,12 @@ from .budget import job_budget_seconds
 from .evidence import store_evidence
 from .health import check_kubernetes, check_kubescape
 from .image_reference import digest_of
-from .models import AnalysisJob
+from .models import AnalysisJob, VexDocument
 from .results import FILTERED_SBOM, FULL, KUBESCAPE_VEX, RELEVANT, Evidence, build_for, record
 from .sandbox.kubescape import FAILED_PROFILE_STATUSES, KubescapeObjects
 from .sandbox.workload import ReadyPod, Workload
 from .status import JobStatus, transition
 from .vex.builder import COMPLETE, PARTIAL
-from .vex.products import unique_digests
 
 logger = logging.getLogger("analysis.pipeline")
 T = TypeVar("T")
@@ -142,10 +141,25 @@ class Pipeline:
         for kind, data in collected.items():
             store_evidence(self.job, kind, data, _DESCRIPTIONS[kind])
         self.enter("build")
-        result = build_for(self.job, parsed, evidence, unique_digests(digest_of(pod.image_id)))
+        result = build_for(self.job, parsed, evidence, (digest_of(pod.image_id),))
         write_with_reconnect(self._complete, result, evidence)
         logger.info("Job %s complete", self.job.pk,
                     extra={"job_id": str(self.job.pk), "statements": len(result.results)})
+        self._prebuild_cyclonedx()
+
+    def _prebuild_cyclonedx(self) -> None:
+        """Here, not in the first download: a large VEX takes seconds to convert.
+
+        The job is complete whatever happens; a failure only leaves the work to that download.
+        """
+        vex = VexDocument.objects.filter(job=self.job).order_by("-created_at").first()
+        if vex is None:
+            return
+        try:
+            vex.as_cyclonedx()
+        except Exception:
+            logger.exception("CycloneDX form of VEX %s not built", vex.pk,
+                             extra={"job_id": str(self.job.pk), "vex_id": str(vex.pk)})
 
     def _complete(self, result, evidence: str) -> None:
         with transaction.atomic():  # no VEX document without a complete job, and vice versa

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
 
 from .vex.cyclonedx import MEDIA_TYPE as CYCLONEDX_MEDIA_TYPE
 
@@ -20,5 +21,17 @@ class CycloneDxRenderer(JSONRenderer):
     format = "cyclonedx"
 
 
-VEX_RENDERERS = (OpenVexRenderer, CycloneDxRenderer)
+class VexJsonRenderer(OpenVexRenderer):
+    """``?format=json``, as on every other DRF view: OpenVEX."""
+
+    format = "json"
+
+
+VEX_RENDERERS = (OpenVexRenderer, CycloneDxRenderer, VexJsonRenderer)
 VEX_FORMATS = tuple(renderer.format for renderer in VEX_RENDERERS)
+
+
+def unknown_format(request: Request) -> str | None:
+    """The ``format`` asked for when no VEX renderer has it."""
+    requested = request.query_params.get("format")
+    return requested if requested is not None and requested not in VEX_FORMATS else None

@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from vexxy import __version__
 
+from .image_reference import unique_digests
 from .kubescape.readers import Manifest, Sbom, read_kubescape_vex, read_manifest, read_sbom
 from .models import AnalysisJob, VexDocument
 from .vex.builder import COMPLETE, BuildResult, DocumentInfo, build
-from .vex.products import unique_digests
 
 FULL, RELEVANT, KUBESCAPE_VEX, FILTERED_SBOM = (
     "full_manifest", "relevant_manifest", "kubescape_vex", "filtered_sbom")
@@ -58,7 +58,10 @@ class Evidence:
 
 
 def build_for(
-    job: AnalysisJob, parsed: ParsedEvidence, evidence: str, seen_digests: tuple[str, ...] = ()
+    job: AnalysisJob,
+    parsed: ParsedEvidence,
+    evidence: str,
+    seen_digests: tuple[str | None, ...] = (),
 ) -> BuildResult:
     """``seen_digests``: digests of the image met while running it (the pod's ``imageID``)."""
     observed = job.config.get("analysis_duration") if job.origin == job.Origin.SANDBOX else None

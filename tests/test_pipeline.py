@@ -196,6 +196,27 @@ def test_every_digest_of_the_image_is_a_product_and_the_notes_give_the_window(wo
             for r in world.job.reachability_results} == {
         f"not loaded during {DURATION} s of observed execution",
         f"loaded during {DURATION} s of observed execution"}
+    # The CycloneDX form is built by the worker, not by the first download.
+    bom = VexDocument.objects.get(job=world.job).cyclonedx
+    assert bom["metadata"]["component"]["version"] == index
+    assert len(bom["vulnerabilities"]) == len(statements)
+
+
+def test_a_cyclonedx_failure_leaves_the_job_complete_and_says_so(world, monkeypatch, log_records):
+    def broken(*args):
+        raise RuntimeError("converter bug")
+
+    monkeypatch.setattr("analysis.models.cyclonedx_vex", broken)
+    world.script(*world.happy())
+
+    assert run_pipeline(world) is None
+
+    assert_complete(world)
+    vex = VexDocument.objects.get(job=world.job)
+    assert vex.cyclonedx is None  # built by the first download instead
+    [record] = [r for r in log_records if r.getMessage().startswith("CycloneDX form of VEX")]
+    assert (record.levelname, record.vex_id, record.exc_info[0]) == (
+        "ERROR", str(vex.pk), RuntimeError)
 
 
 def test_decoys_are_never_read(world, organization):

@@ -25,6 +25,7 @@ DIGEST = "sha256:9f6ad1cdf02a3a6d072aa09fd5ff7e18ce0b22a90432164144197b17735fc4f
 CDX = "application/vnd.cyclonedx+json"
 STATES = {"affected": "exploitable", "not_affected": "not_affected"}
 
+
 @pytest.fixture
 def imported(api, sandbox_disabled) -> AnalysisJob:
     """The storage example pair (143 matches, 13 loaded), imported through the API."""
@@ -138,11 +139,48 @@ def test_an_unknown_format_is_a_validation_error_naming_the_field(api, imported)
                 {
                     "field": "format",
                     "code": "invalid_choice",
-                    "message": "Must be one of: openvex, cyclonedx.",
+                    "message": "Must be one of: openvex, cyclonedx, json.",
                 }
             ]
         },
     )
+
+
+def test_format_json_is_openvex_and_an_unknown_format_needs_a_key_first(api, client, imported):
+    vex_id = imported.generated_vex_id
+    as_json = api.get(f"/api/v1/vex/{vex_id}?format=json")
+    assert (as_json.status_code, as_json["Content-Type"]) == (200, "application/json")
+    assert as_json.json() == api.get(f"/api/v1/vex/{vex_id}").json()
+    anonymous = client.get(f"/api/v1/vex/{vex_id}?format=spdx")
+    assert_envelope(anonymous, 401, "UNAUTHORIZED")
+
+
+def test_a_document_made_before_identifiers_and_hashes_still_converts():
+    """Stored VEX from the first version: the product @id is the full purl, nothing else."""
+    hex_digest = "cd" * 32
+    document = {
+        "timestamp": "2026-01-01T00:00:00Z",
+        "statements": [
+            {
+                "vulnerability": {"name": "CVE-2024-1"},
+                "products": [
+                    {
+                        "@id": f"pkg:oci/nginx@sha256%3A{hex_digest}"
+                        "?repository_url=docker.io/library/nginx&tag=1.25",
+                        "subcomponents": [{"@id": "pkg:deb/debian/tar@1.29b-1.1?arch=amd64"}],
+                    }
+                ],
+                "status": "not_affected",
+                "justification": "vulnerable_code_not_in_execute_path",
+                "impact_statement": "Package tar@1.29b-1.1 was never loaded.",
+            }
+        ],
+    }
+    bom = cyclonedx_vex(document, uuid.uuid4())
+    image = bom["metadata"]["component"]
+    assert (image["name"], image["version"]) == ("nginx", f"sha256:{hex_digest}")
+    [entry] = bom["vulnerabilities"]
+    assert entry["analysis"]["detail"] == document["statements"][0]["impact_statement"]
 
 
 def test_another_organizations_bom_is_a_404(other_api, imported):

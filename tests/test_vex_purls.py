@@ -39,13 +39,10 @@ HEX = "0123456789abcdef" * 4
             ("pkg:golang/github.com/Masterminds/semver/v3@v3.2.1",),
         ),
         (
-            "pkg:npm/%40Babel/Core@7.0.0",
-            (
-                "pkg:npm/%40Babel/core@7.0.0",
-                "pkg:npm/%40babel/core@7.0.0",
-                "pkg:npm/%40Babel/Core@7.0.0",
-            ),
+            "pkg:npm/%40Babel/Core@7.0.0?x=1#sub",
+            ("pkg:npm/%40babel/core@7.0.0", "pkg:npm/%40Babel/Core@7.0.0"),
         ),
+        ("pkg:npm/lodash@4.17.21", ("pkg:npm/lodash@4.17.21",)),
         (
             "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1?type=jar",
             ("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1",),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from analysis.image_reference import digest_of
+from analysis.image_reference import digest_of, unique_digests
 from reliability.exceptions import ValidationError
 
 UNKNOWN = "UNKNOWN"
@@ -140,8 +140,7 @@ def _image_digests(annotations: Mapping[str, str], payload: Mapping[str, Any]) -
     repo_digests = target.get("repoDigests") if isinstance(target.get("repoDigests"), list) else []
     candidates = [annotations.get(IMAGE_ID_ANNOTATION), *repo_digests,
                   target.get("manifestDigest")]
-    digests = (digest_of(c) for c in candidates if isinstance(c, str))
-    return tuple(dict.fromkeys(d for d in digests if d))
+    return unique_digests(*(digest_of(c) for c in candidates if isinstance(c, str)))
 
 
 def _unwrap(data: Any, where: str) -> tuple[str, dict, dict, Mapping[str, Any]]:

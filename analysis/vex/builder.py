@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from analysis.image_reference import unique_digests
 from analysis.kubescape.readers import SEVERITIES, Manifest, Match
 from reliability.exceptions import utc_timestamp
 
 from .notes import Observation, loaded, not_loaded
-from .products import image_products, unique_digests
+from .products import image_products
 from .purls import subcomponent_purls
 from .schema import validate_document
 

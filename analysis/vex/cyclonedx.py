@@ -41,7 +41,7 @@ from packageurl import PackageURL
 
 from reliability.exceptions import InternalServiceError
 
-from .schema import first_duplicate
+from .schema import first_duplicate, first_error
 
 MEDIA_TYPE = "application/vnd.cyclonedx+json"
 SPEC_VERSION = "1.6"
@@ -99,12 +99,12 @@ def cyclonedx_vex(document: dict[str, Any], serial_number: UUID) -> dict[str, An
 
 def validate_bom(bom: dict[str, Any]) -> None:
     """Raise ``InvalidCycloneDxDocument`` naming the first place the BOM breaks the schema."""
-    errors = sorted(_validator().iter_errors(bom), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        place = "/".join(str(p) for p in first.absolute_path) or "(document)"
+    error = first_error(_validator(), bom)
+    if error is not None:
+        place, message, count = error
         raise InvalidCycloneDxDocument(
-            "vex-builder", f"Generated CycloneDX BOM is invalid at {place}: {first.message}"
+            "vex-builder",
+            f"Generated CycloneDX BOM is invalid at {place}: {message} ({count} error(s))",
         )
     for name in UNIQUE_LISTS:
         duplicate = first_duplicate(bom.get(name) or [])
@@ -126,8 +126,9 @@ def _validator() -> Any:
 
 
 def _image(product: dict[str, Any]) -> Component:
-    purl = PackageURL.from_string(product["identifiers"]["purl"])
-    digest = product["hashes"]["sha-256"]
+    """Documents made before products carried identifiers and hashes have the full purl as @id."""
+    purl = PackageURL.from_string((product.get("identifiers") or {}).get("purl", product["@id"]))
+    digest = purl.version.removeprefix("sha256:")
     return Component(
         type=ComponentType.CONTAINER,
         name=purl.name,

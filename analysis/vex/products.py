@@ -19,11 +19,6 @@ from analysis.image_reference import parse_image_reference
 from .purls import oci_purl
 
 
-def unique_digests(*digests: str | None) -> tuple[str, ...]:
-    """The digests in first-seen order, each once; empty values dropped."""
-    return tuple(dict.fromkeys(d for d in digests if d))
-
-
 def image_products(image_ref: str, digests: Iterable[str]) -> list[dict[str, Any]]:
     """One OpenVEX product (without subcomponents) per digest."""
     reference = parse_image_reference(image_ref)

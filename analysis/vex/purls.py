@@ -5,13 +5,14 @@ the statement's purls with purls they compute themselves (``PurlMatches``):
 type, namespace, name and version must be equal, and every qualifier of ours
 must be in theirs with the same value. The two scanners disagree on the
 qualifiers (``distro=debian-9.13`` against ``debian-9``, ``upstream`` only in
-Syft's) and on where a Debian or RPM epoch goes (Syft: ``@1:4.4-4.1``; Trivy:
+Syft's) and on where an epoch goes (Syft writes a Debian epoch into the version,
+``@1:4.4-4.1``, and an RPM epoch as ``?epoch=1``; Trivy always writes
 ``@4.4-4.1?epoch=1``). So each package is written with no qualifiers, plus one
 purl per other form a scanner computes:
 
-* an epoch form ``@<version without epoch>?epoch=<N>`` for deb and rpm;
-* for npm, the name as written and all lowercase: go-vex compares npm names
-  case-sensitively and Trivy lowercases them.
+* for deb and rpm with an epoch, both ``@1:4.4-4.1`` and ``@4.4-4.1?epoch=1``;
+* for npm, the name all lowercase (Trivy) and as written: go-vex compares npm
+  names case-sensitively.
 
 Dropping ``arch`` costs one distinction: a Debian multiarch image with the
 same package and version for two architectures gets one statement for both.
@@ -39,10 +40,11 @@ def subcomponent_purls(purl: str) -> tuple[str, ...]:
         parsed = PackageURL.from_string(purl)
     except ValueError:
         return (purl,)
+    if parsed.type == "npm":
+        return _npm_forms(purl, parsed)
     # ``_replace`` keeps the parsed, already normalised parts; ``to_string`` normalises once more.
     forms = _epoch_forms(parsed) or [parsed._replace(qualifiers=None, subpath=None)]
-    texts = [form.to_string() for form in forms] + _npm_forms(purl, forms[0])
-    return tuple(dict.fromkeys(texts))
+    return tuple(dict.fromkeys(form.to_string() for form in forms))
 
 
 def _epoch_forms(parsed: PackageURL) -> list[PackageURL]:
@@ -62,18 +64,16 @@ def _epoch_forms(parsed: PackageURL) -> list[PackageURL]:
     return [joined, joined._replace(version=version, qualifiers=qualifiers)]
 
 
-def _npm_forms(purl: str, exact: PackageURL) -> list[str]:
-    """npm names as written (go-vex compares them case-sensitively) and all lowercase (Trivy).
+def _npm_forms(purl: str, parsed: PackageURL) -> tuple[str, ...]:
+    """All lowercase, then as written without qualifiers and subpath.
 
-    packageurl-python lowercases npm names itself, so the written form is the
-    input without its qualifiers and subpath.
+    packageurl-python lowercases an npm name but not its scope, a mix that no
+    scanner computes; so the lowercase form is made here and the written one is
+    the input's own text.
     """
-    if exact.type != "npm":
-        return []
-    lowercase = PackageURL(
-        "npm", exact.namespace and exact.namespace.lower(), exact.name.lower(), exact.version
-    )
-    return [lowercase.to_string(), purl.partition("#")[0].partition("?")[0]]
+    namespace = parsed.namespace and parsed.namespace.lower()
+    lowercase = PackageURL("npm", namespace, parsed.name.lower(), parsed.version).to_string()
+    return tuple(dict.fromkeys([lowercase, purl.partition("#")[0].partition("?")[0]]))
 
 
 def oci_purl(name: str, digest: str, qualifiers: dict[str, str] | None = None) -> str:

@@ -39,15 +39,22 @@ class InvalidVexDocument(InternalServiceError):
     """We built a document the schema rejects: a bug, never the client's fault."""
 
 
+def first_error(checker: Any, document: Any) -> tuple[str, str, int] | None:
+    """(place, message, number of errors) of a jsonschema validator's first error, or None."""
+    errors = sorted(checker.iter_errors(document), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    place = "/".join(str(p) for p in errors[0].absolute_path) or "(document)"
+    return place, errors[0].message, len(errors)
+
+
 def validate_document(document: dict[str, Any]) -> None:
-    errors = sorted(validator().iter_errors(document), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        place = "/".join(str(p) for p in first.absolute_path) or "(document)"
+    error = first_error(validator(), document)
+    if error is not None:
+        place, message, count = error
         raise InvalidVexDocument(
             "vex-builder",
-            f"Generated OpenVEX document is invalid at {place}: {first.message} "
-            f"({len(errors)} error(s))",
+            f"Generated OpenVEX document is invalid at {place}: {message} ({count} error(s))",
         )
     duplicate = first_duplicate(document.get("statements") or [])
     if duplicate is not None:
