@@ -220,16 +220,20 @@ class AnalysisJobAdmin(admin.ModelAdmin):
     def reconcile_sandboxes(self, request: HttpRequest, queryset: QuerySet) -> None:
         # Cluster-wide, like the command: what is orphaned does not depend on the selection.
         if not settings.SANDBOX_ENABLED:
-            self.message_user(request, "The sandbox is disabled: nothing to reconcile.",
-                              messages.WARNING)
+            self.message_user(
+                request, "The sandbox is disabled: nothing to reconcile.", messages.WARNING
+            )
             return
         try:
             report = reconcile_sandboxes()
         except VexxyException as error:
             self.message_user(request, f"Reconcile failed: {error.message}", messages.ERROR)
             return
-        self.message_user(request, f"Deleted {len(report['deleted'])} orphaned sandbox "
-                          f"object(s).", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Deleted {len(report['deleted'])} orphaned sandbox object(s).",
+            messages.SUCCESS,
+        )
         for failure in report["failures"]:
             self.message_user(request, f"Could not delete {failure}", messages.WARNING)
 

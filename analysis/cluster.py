@@ -104,11 +104,15 @@ def get_json(
     """
     api = api_client()
     method, url, headers, body, post = api.param_serialize(
-        "GET", path, query_params=query or [], header_params={"Accept": "application/json"},
+        "GET",
+        path,
+        query_params=query or [],
+        header_params={"Accept": "application/json"},
         auth_settings=["BearerToken"],
     )
-    response = api.call_api(method, url, headers, body, post,
-                            _request_timeout=kwargs.get("_request_timeout"))
+    response = api.call_api(
+        method, url, headers, body, post, _request_timeout=kwargs.get("_request_timeout")
+    )
     response.read()
     if not 200 <= response.status < 300:
         raise ApiException(http_resp=response)
@@ -158,16 +162,23 @@ def _mapped(
             "kubernetes", "no usable Kubernetes configuration", retry_after=60
         ) from error
     except (urllib3.exceptions.HTTPError, OSError) as error:
-        logger.warning("Kubernetes API unreachable during %s", operation,
-                       extra={"operation": operation, "error_type": type(error).__name__})
+        logger.warning(
+            "Kubernetes API unreachable during %s",
+            operation,
+            extra={"operation": operation, "error_type": type(error).__name__},
+        )
         raise KubernetesUnreachableError(operation) from error
 
 
 def _from_api_exception(operation: str, error: ApiException, resource: str | None):
     status = error.status or None
     kind = TransientKubernetesError if status in TRANSIENT_STATUSES else KubernetesError
-    mapped = kind(operation, f"Kubernetes {operation} failed with HTTP {status}",
-                  status_code=status, resource=resource)
+    mapped = kind(
+        operation,
+        f"Kubernetes {operation} failed with HTTP {status}",
+        status_code=status,
+        resource=resource,
+    )
     headers = getattr(error, "headers", None) or {}
     mapped.retry_after = parse_retry_after(
         next((v for k, v in dict(headers).items() if k.lower() == "retry-after"), None)

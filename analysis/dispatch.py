@@ -88,8 +88,11 @@ def lost_publishes(older_than_seconds: float) -> list[tuple[UUID, str]]:
     process that died between claiming the row and publishing.)
     """
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    return list(AnalysisJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__lt=cutoff)
-                .values_list("pk", "celery_task_id"))
+    return list(
+        AnalysisJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__lt=cutoff).values_list(
+            "pk", "celery_task_id"
+        )
+    )
 
 
 def release(job_id: UUID, task_id: str) -> bool:
@@ -102,8 +105,11 @@ def release(job_id: UUID, task_id: str) -> bool:
         pk=job_id, status=JobStatus.QUEUED, celery_task_id=task_id
     ).update(dispatched_at=None, celery_task_id="")
     if released:
-        logger.warning("Job %s was published but never started; publishing it again", job_id,
-                       extra={"job_id": str(job_id), "task_id": task_id})
+        logger.warning(
+            "Job %s was published but never started; publishing it again",
+            job_id,
+            extra={"job_id": str(job_id), "task_id": task_id},
+        )
     return bool(released)
 
 

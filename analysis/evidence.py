@@ -11,8 +11,9 @@ from .models import AnalysisEvidence, AnalysisJob
 
 def canonical_bytes(data: Any) -> bytes:
     """The bytes the hash and size are of: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str).encode()
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode()
 
 
 def store_evidence(

@@ -34,18 +34,30 @@ def import_results(
         quota.consume(organization)
         now = timezone.now()
         job = AnalysisJob.objects.create(
-            organization=organization, origin=AnalysisJob.Origin.IMPORT,
-            image_ref=image_ref, image_digest=image_digest, profile=AnalysisJob.Profile.CUSTOM,
-            config=normalize_config("custom", {}), status=JobStatus.COMPLETE,
-            request_id=get_request_id() or "", submitted_by=submitted_by,
-            started_at=now, current_phase="import",
+            organization=organization,
+            origin=AnalysisJob.Origin.IMPORT,
+            image_ref=image_ref,
+            image_digest=image_digest,
+            profile=AnalysisJob.Profile.CUSTOM,
+            config=normalize_config("custom", {}),
+            status=JobStatus.COMPLETE,
+            request_id=get_request_id() or "",
+            submitted_by=submitted_by,
+            started_at=now,
+            current_phase="import",
         )
         for kind, data in evidence.items():
             store_evidence(job, kind, data, f"imported {kind.replace('_', ' ')}")
         fields = record(job, build_for(job, parsed, completion), completion)
         AnalysisJob.objects.filter(pk=job.pk).update(**fields)
         job.refresh_from_db()
-    logger.info("Imported Kubescape results as job %s", job.pk,
-                extra={"job_id": str(job.pk), "organization": organization.slug,
-                       "statements": job.summary["total_statements"]})
+    logger.info(
+        "Imported Kubescape results as job %s",
+        job.pk,
+        extra={
+            "job_id": str(job.pk),
+            "organization": organization.slug,
+            "statements": job.summary["total_statements"],
+        },
+    )
     return job

@@ -114,10 +114,14 @@ def requeue_for_retry(
     """running/analyzing → queued after a transient failure; the task retries itself."""
     vexxy_error = to_vexxy_exception(error)
     return transition(
-        job, JobStatus.QUEUED, sources=frozenset({JobStatus.RUNNING, JobStatus.ANALYZING}),
+        job,
+        JobStatus.QUEUED,
+        sources=frozenset({JobStatus.RUNNING, JobStatus.ANALYZING}),
         where=where,
-        current_phase="retry scheduled", progress_percent=0,
-        error_code=vexxy_error.error_code, error_message=vexxy_error.message,
+        current_phase="retry scheduled",
+        progress_percent=0,
+        error_code=vexxy_error.error_code,
+        error_message=vexxy_error.message,
         error_details=_with_cleanup_failures(job, vexxy_error.details),
     )
 
@@ -138,11 +142,15 @@ def claim(job: AnalysisJob, task_id: str) -> bool:
     now = timezone.now()
     try:
         transition(
-            job, JobStatus.RUNNING,
+            job,
+            JobStatus.RUNNING,
             sources=frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.ANALYZING}),
             where={"celery_task_id": task_id},
-            started_at=now, heartbeat_at=now, attempts=F("attempts") + 1,
-            current_phase="preflight", progress_percent=0,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            current_phase="preflight",
+            progress_percent=0,
         )
     except InvalidJobStateError:
         job.refresh_from_db()

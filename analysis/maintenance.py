@@ -32,9 +32,9 @@ def stale_jobs(stale_after: float) -> list[AnalysisJob]:
     """Running jobs whose heartbeat is older than ``stale_after`` seconds."""
     cutoff = timezone.now() - timedelta(seconds=stale_after)
     return list(
-        AnalysisJob.objects.filter(status__in=RUNNING_STATES).filter(
-            Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, updated_at__lt=cutoff)
-        ).order_by("heartbeat_at")
+        AnalysisJob.objects.filter(status__in=RUNNING_STATES)
+        .filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, updated_at__lt=cutoff))
+        .order_by("heartbeat_at")
     )
 
 
@@ -45,8 +45,13 @@ def recover_stale_jobs(stale_after: float, *, dry_run: bool = False) -> dict[str
     only slow keeps its job; a requeued job's old task finds it is no longer its
     own at its next poll and stops.
     """
-    report: dict[str, Any] = {"requeued": [], "failed": [], "skipped": [],
-                              "cleanup_failures": {}, "dry_run": dry_run}
+    report: dict[str, Any] = {
+        "requeued": [],
+        "failed": [],
+        "skipped": [],
+        "cleanup_failures": {},
+        "dry_run": dry_run,
+    }
     for job in stale_jobs(stale_after):
         requeue = job.attempts < settings.ANALYSIS_MAX_ATTEMPTS
         outcome = "requeued" if requeue else "failed"
@@ -57,13 +62,20 @@ def recover_stale_jobs(stale_after: float, *, dry_run: bool = False) -> dict[str
         lost_run = Pipeline(job)
         try:
             if requeue:
-                transition(job, JobStatus.QUEUED, sources=RUNNING_STATES,
-                           where={"heartbeat_at": job.heartbeat_at},
-                           current_phase="requeued after worker loss", progress_percent=0,
-                           dispatched_at=None, celery_task_id="")
+                transition(
+                    job,
+                    JobStatus.QUEUED,
+                    sources=RUNNING_STATES,
+                    where={"heartbeat_at": job.heartbeat_at},
+                    current_phase="requeued after worker loss",
+                    progress_percent=0,
+                    dispatched_at=None,
+                    celery_task_id="",
+                )
             else:
-                jobs.fail(job, WorkerLostError(job.attempts),
-                          where={"heartbeat_at": job.heartbeat_at})
+                jobs.fail(
+                    job, WorkerLostError(job.attempts), where={"heartbeat_at": job.heartbeat_at}
+                )
         except InvalidJobStateError:
             report["skipped"].append(str(job.pk))  # it moved on meanwhile: not stale
             continue
@@ -73,8 +85,12 @@ def recover_stale_jobs(stale_after: float, *, dry_run: bool = False) -> dict[str
         if requeue:
             publish(job.pk)
         report[outcome].append(str(job.pk))
-        logger.warning("Stale job %s %s", job.pk, outcome,
-                       extra={"job_id": str(job.pk), "attempts": job.attempts})
+        logger.warning(
+            "Stale job %s %s",
+            job.pk,
+            outcome,
+            extra={"job_id": str(job.pk), "attempts": job.attempts},
+        )
     return report
 
 
@@ -91,17 +107,31 @@ def reconcile_sandboxes(*, dry_run: bool = False) -> dict[str, Any]:
     report: dict[str, Any] = {"deleted": [], "failures": [], "dry_run": dry_run}
     namespace = settings.K8S_SANDBOX_NAMESPACE
     for kind, lister, deleter, extra in _workload_kinds():
-        listed = call(f"list {kind}", lister, namespace,
-                      label_selector=f"{manifests.MANAGED_BY_LABEL}={manifests.MANAGED_BY}",
-                      resource=kind)
+        listed = call(
+            f"list {kind}",
+            lister,
+            namespace,
+            label_selector=f"{manifests.MANAGED_BY_LABEL}={manifests.MANAGED_BY}",
+            resource=kind,
+        )
         for obj in listed.items:
             labels = obj.metadata.labels or {}
             if labels.get(manifests.MANAGED_BY_LABEL) != manifests.MANAGED_BY:
                 continue  # selectors are applied by a real API server; check anyway
             if not _orphaned(labels.get(manifests.JOB_LABEL), labels.get(manifests.ATTEMPT_LABEL)):
                 continue
-            _delete(report, f"{kind}/{obj.metadata.name}", dry_run, call, f"delete {kind}",
-                    deleter, obj.metadata.name, namespace, missing_ok=True, **extra)
+            _delete(
+                report,
+                f"{kind}/{obj.metadata.name}",
+                dry_run,
+                call,
+                f"delete {kind}",
+                deleter,
+                obj.metadata.name,
+                namespace,
+                missing_ok=True,
+                **extra,
+            )
     for instance, sandbox in _kubescape_instances(namespace):
         job = AnalysisJob.objects.filter(sandbox_name=sandbox).order_by("-created_at").first()
         if not _orphaned(str(job.pk) if job else None):
@@ -119,11 +149,19 @@ def _workload_kinds():
     networking = client.NetworkingV1Api(api_client())
     foreground = {"body": client.V1DeleteOptions(propagation_policy="Foreground")}
     return [
-        ("deployments", apps.list_namespaced_deployment, apps.delete_namespaced_deployment,
-         foreground),
+        (
+            "deployments",
+            apps.list_namespaced_deployment,
+            apps.delete_namespaced_deployment,
+            foreground,
+        ),
         ("services", core.list_namespaced_service, core.delete_namespaced_service, {}),
-        ("networkpolicies", networking.list_namespaced_network_policy,
-         networking.delete_namespaced_network_policy, {}),
+        (
+            "networkpolicies",
+            networking.list_namespaced_network_policy,
+            networking.delete_namespaced_network_policy,
+            {},
+        ),
         ("secrets", core.list_namespaced_secret, core.delete_namespaced_secret, {}),
     ]
 
@@ -135,23 +173,32 @@ def _orphaned(job_id: str | None, attempt: str | None = None) -> bool:
     if attempt is not None and attempt != job.celery_task_id:
         return True  # left by an earlier run of a job that now runs (or waits) again
     started = job.started_at or job.created_at
-    deadline = started + timedelta(seconds=job_budget_seconds(job.config["analysis_duration"])
-                                   + settings.ANALYSIS_CLEANUP_ALLOWANCE_SECONDS * 2)
+    deadline = started + timedelta(
+        seconds=job_budget_seconds(job.config["analysis_duration"])
+        + settings.ANALYSIS_CLEANUP_ALLOWANCE_SECONDS * 2
+    )
     return timezone.now() > deadline
 
 
 def _kubescape_instances(namespace: str):
     """(instance, sandbox name) of every ContainerProfile Kubescape wrote for our workloads."""
     custom = client.CustomObjectsApi(api_client())
-    listed = call("list containerprofiles", custom.list_namespaced_custom_object,
-                  manifests.KUBESCAPE_GROUP, manifests.KUBESCAPE_VERSION, namespace,
-                  manifests.CONTAINER_PROFILES, resource=manifests.CONTAINER_PROFILES)
+    listed = call(
+        "list containerprofiles",
+        custom.list_namespaced_custom_object,
+        manifests.KUBESCAPE_GROUP,
+        manifests.KUBESCAPE_VERSION,
+        namespace,
+        manifests.CONTAINER_PROFILES,
+        resource=manifests.CONTAINER_PROFILES,
+    )
     for item in (listed or {}).get("items", []):
         metadata = item.get("metadata") or {}
         labels = metadata.get("labels") or {}
         sandbox = labels.get("kubescape.io/workload-name", "")
         instance = ContainerInstance.from_instance_id(
-            (metadata.get("annotations") or {}).get(INSTANCE_ID_ANNOTATION, ""))
+            (metadata.get("annotations") or {}).get(INSTANCE_ID_ANNOTATION, "")
+        )
         if not sandbox.startswith(manifests.SANDBOX_PREFIX) or instance is None:
             continue
         if instance.slug == metadata.get("name") and instance.namespace == namespace:

@@ -98,9 +98,10 @@ class AnalysisJob(models.Model):
     image_ref = models.CharField(max_length=512)
     image_digest = models.CharField(max_length=71)
     image_digests = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text="Every digest the image is known by (submitted, the pod's imageID, "
-                  "Kubescape's); the VEX names the image once per digest.",
+        "Kubescape's); the VEX names the image once per digest.",
     )
     sbom_id = models.CharField(max_length=200, blank=True)
     profile = models.CharField(max_length=16, choices=Profile.choices, default=Profile.STANDARD)
@@ -184,7 +185,9 @@ class VexDocument(models.Model):
     job = models.ForeignKey(AnalysisJob, on_delete=models.CASCADE, related_name="vex_documents")
     document = models.JSONField(help_text="OpenVEX v0.2.0.")
     cyclonedx = models.JSONField(
-        null=True, blank=True, editable=False,
+        null=True,
+        blank=True,
+        editable=False,
         help_text="The same VEX as a CycloneDX 1.6 BOM, built when first asked for.",
     )
     statement_counts = models.JSONField(default=dict, help_text="Statements by status.")
@@ -202,5 +205,6 @@ class VexDocument(models.Model):
         if self.cyclonedx is None:
             self.cyclonedx = cyclonedx_vex(self.document, self.pk)
             VexDocument.objects.filter(pk=self.pk, cyclonedx__isnull=True).update(
-                cyclonedx=self.cyclonedx)
+                cyclonedx=self.cyclonedx
+            )
         return self.cyclonedx

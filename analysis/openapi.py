@@ -40,7 +40,8 @@ def errors(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
     """
     return {
         (status, "application/json"): OpenApiResponse(
-            ErrorEnvelope, description=_DESCRIPTIONS[status])
+            ErrorEnvelope, description=_DESCRIPTIONS[status]
+        )
         for status in sorted({*statuses, *COMMON})
     }
 

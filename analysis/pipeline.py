@@ -41,8 +41,7 @@ logger = logging.getLogger("analysis.pipeline")
 T = TypeVar("T")
 
 # phase -> progress when it starts
-PHASES = {"preflight": 5, "deploy": 10, "wait_ready": 20, "observe": 30, "collect": 85,
-          "build": 95}
+PHASES = {"preflight": 5, "deploy": 10, "wait_ready": 20, "observe": 30, "collect": 85, "build": 95}
 WORKLOAD_KIND = "deployment"
 RUNNING_STATES = frozenset({JobStatus.RUNNING, JobStatus.ANALYZING})
 
@@ -58,8 +57,11 @@ class SandboxDisabledError(ServiceUnavailableError):
     """No cluster is configured: retrying cannot help."""
 
     def __init__(self) -> None:
-        super().__init__("sandbox", "no Kubernetes cluster is configured (SANDBOX_ENABLED is off)",
-                         retry_after=None)
+        super().__init__(
+            "sandbox",
+            "no Kubernetes cluster is configured (SANDBOX_ENABLED is off)",
+            retry_after=None,
+        )
 
 
 class JobCancelled(Exception):
@@ -102,8 +104,12 @@ class Pipeline:
             # Logs may echo secrets from the environment: evidence (admin only), not the error.
             logs = error.details.pop("logs", None)
             if logs:
-                store_evidence(self.job, "sandbox_logs", logs,
-                               f"last log lines of {error.details.get('pod', 'the pod')}")
+                store_evidence(
+                    self.job,
+                    "sandbox_logs",
+                    logs,
+                    f"last log lines of {error.details.get('pod', 'the pod')}",
+                )
                 error.details["log_lines"] = len(logs)
             raise
         self._observe(pod)
@@ -113,38 +119,57 @@ class Pipeline:
             raise SandboxDisabledError()
         kubernetes = check_kubernetes()
         if kubernetes.status != HEALTHY:
-            raise ServiceUnavailableError("kubernetes", kubernetes.reason or "unhealthy",
-                                          retry_after=settings.HEALTH_KUBERNETES_CACHE_SECONDS)
+            raise ServiceUnavailableError(
+                "kubernetes",
+                kubernetes.reason or "unhealthy",
+                retry_after=settings.HEALTH_KUBERNETES_CACHE_SECONDS,
+            )
         kubescape = check_kubescape()
         if kubescape.status != HEALTHY:
             raise KubescapeError(
                 f"Kubescape is not usable: {kubescape.reason}. Install the Kubescape operator "
                 "with relevancy enabled (helm chart kubescape-operator).",
-                {"reason": kubescape.reason})
+                {"reason": kubescape.reason},
+            )
         self.workload.check_namespace()
 
     def _observe(self, pod: ReadyPod) -> None:
-        self.kubescape = KubescapeObjects(pod.instance, WORKLOAD_KIND, self.workload.name,
-                                          settings.KUBESCAPE_NAMESPACE, self.clock.sleep)
-        transition(self.job, JobStatus.ANALYZING, sources=frozenset({JobStatus.RUNNING}),
-                   where=self.ours, current_phase="observe",
-                   progress_percent=PHASES["observe"], heartbeat_at=timezone.now())
+        self.kubescape = KubescapeObjects(
+            pod.instance,
+            WORKLOAD_KIND,
+            self.workload.name,
+            settings.KUBESCAPE_NAMESPACE,
+            self.clock.sleep,
+        )
+        transition(
+            self.job,
+            JobStatus.ANALYZING,
+            sources=frozenset({JobStatus.RUNNING}),
+            where=self.ours,
+            current_phase="observe",
+            progress_percent=PHASES["observe"],
+            heartbeat_at=timezone.now(),
+        )
         self.phase = "observe"
         profile = self.poll(self._completed_profile)
         evidence = COMPLETE if profile.completion == "complete" else PARTIAL
         relevant = self.poll(self._settled_relevant_manifest())
         full = self.poll(lambda: self.kubescape.full_manifest(pod.image_id))
         self.enter("collect")
-        collected = Evidence(full, relevant, self.kubescape.kubescape_vex(),
-                             self.kubescape.filtered_sbom())
+        collected = Evidence(
+            full, relevant, self.kubescape.kubescape_vex(), self.kubescape.filtered_sbom()
+        )
         parsed = collected.parsed()
         for kind, data in collected.items():
             store_evidence(self.job, kind, data, _DESCRIPTIONS[kind])
         self.enter("build")
         result = build_for(self.job, parsed, evidence, (digest_of(pod.image_id),))
         write_with_reconnect(self._complete, result, evidence)
-        logger.info("Job %s complete", self.job.pk,
-                    extra={"job_id": str(self.job.pk), "statements": len(result.results)})
+        logger.info(
+            "Job %s complete",
+            self.job.pk,
+            extra={"job_id": str(self.job.pk), "statements": len(result.results)},
+        )
         self._prebuild_cyclonedx()
 
     def _prebuild_cyclonedx(self) -> None:
@@ -158,22 +183,34 @@ class Pipeline:
         try:
             vex.as_cyclonedx()
         except Exception:
-            logger.exception("CycloneDX form of VEX %s not built", vex.pk,
-                             extra={"job_id": str(self.job.pk), "vex_id": str(vex.pk)})
+            logger.exception(
+                "CycloneDX form of VEX %s not built",
+                vex.pk,
+                extra={"job_id": str(self.job.pk), "vex_id": str(vex.pk)},
+            )
 
     def _complete(self, result, evidence: str) -> None:
         with transaction.atomic():  # no VEX document without a complete job, and vice versa
             # An earlier attempt's transient error does not describe a complete job.
-            transition(self.job, JobStatus.COMPLETE, where=self.ours, error_code="",
-                       error_message="", error_details={}, **record(self.job, result, evidence))
+            transition(
+                self.job,
+                JobStatus.COMPLETE,
+                where=self.ours,
+                error_code="",
+                error_message="",
+                error_details={},
+                **record(self.job, result, evidence),
+            )
 
     def _completed_profile(self):
         profile = self.kubescape.profile()
         if profile is None:
             return None
         if profile.status in FAILED_PROFILE_STATUSES:
-            raise KubescapeError(f"Kubescape could not profile the container ({profile.status}).",
-                                 {"profile_status": profile.status})
+            raise KubescapeError(
+                f"Kubescape could not profile the container ({profile.status}).",
+                {"profile_status": profile.status},
+            )
         return profile if profile.status == "completed" else None
 
     def _settled_relevant_manifest(self) -> Callable[[], dict[str, Any] | None]:
@@ -248,8 +285,13 @@ class Pipeline:
                 instance = None
                 failures.append(f"pods: {type(error).__name__}")
             if instance is not None:
-                self.kubescape = KubescapeObjects(instance, WORKLOAD_KIND, self.workload.name,
-                                                  settings.KUBESCAPE_NAMESPACE, self.clock.sleep)
+                self.kubescape = KubescapeObjects(
+                    instance,
+                    WORKLOAD_KIND,
+                    self.workload.name,
+                    settings.KUBESCAPE_NAMESPACE,
+                    self.clock.sleep,
+                )
         failures += self.workload.delete()
         if self.kubescape is not None:
             for namespace, plural, name in self.kubescape.owned():
@@ -258,12 +300,16 @@ class Pipeline:
                 except Exception as error:
                     failures.append(f"{plural}/{name}: {type(error).__name__}")
         if failures:
-            logger.error("Cleanup of job %s left %d object(s) for the reconciler", self.job.pk,
-                         len(failures), extra={"job_id": str(self.job.pk),
-                                               "cleanup_failures": failures})
+            logger.error(
+                "Cleanup of job %s left %d object(s) for the reconciler",
+                self.job.pk,
+                len(failures),
+                extra={"job_id": str(self.job.pk), "cleanup_failures": failures},
+            )
             job = AnalysisJob.objects.get(pk=self.job.pk)
             AnalysisJob.objects.filter(pk=self.job.pk).update(
-                error_details={**(job.error_details or {}), "cleanup_failures": failures})
+                error_details={**(job.error_details or {}), "cleanup_failures": failures}
+            )
         return failures
 
 
@@ -277,4 +323,3 @@ _DESCRIPTIONS = {
 
 def _version(obj: dict[str, Any] | None) -> str | None:
     return None if obj is None else str((obj.get("metadata") or {}).get("resourceVersion"))
-

@@ -16,7 +16,11 @@ from .models import AnalysisJob, VexDocument
 from .vex.builder import COMPLETE, BuildResult, DocumentInfo, build
 
 FULL, RELEVANT, KUBESCAPE_VEX, FILTERED_SBOM = (
-    "full_manifest", "relevant_manifest", "kubescape_vex", "filtered_sbom")
+    "full_manifest",
+    "relevant_manifest",
+    "kubescape_vex",
+    "filtered_sbom",
+)
 
 
 @dataclass
@@ -52,8 +56,12 @@ class Evidence:
         return ParsedEvidence(full, relevant, sbom)
 
     def items(self) -> list[tuple[str, Any]]:
-        pairs = [(FULL, self.full), (RELEVANT, self.relevant),
-                 (KUBESCAPE_VEX, self.kubescape_vex), (FILTERED_SBOM, self.filtered_sbom)]
+        pairs = [
+            (FULL, self.full),
+            (RELEVANT, self.relevant),
+            (KUBESCAPE_VEX, self.kubescape_vex),
+            (FILTERED_SBOM, self.filtered_sbom),
+        ]
         return [(kind, data) for kind, data in pairs if data is not None]
 
 
@@ -91,7 +99,8 @@ def record(job: AnalysisJob, result: BuildResult, evidence: str = COMPLETE) -> d
         "completed_at": timezone.now(),
     }
     if result.document is not None:
-        vex = VexDocument.objects.create(job=job, document=result.document,
-                                         statement_counts=result.statement_counts)
+        vex = VexDocument.objects.create(
+            job=job, document=result.document, statement_counts=result.statement_counts
+        )
         fields["generated_vex_id"] = vex.pk
     return fields

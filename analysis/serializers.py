@@ -140,8 +140,11 @@ class ImageSerializer(StrictSerializer):
         pinned = parse_image_reference(attrs["image_ref"]).digest
         if pinned and pinned != attrs["image_digest"]:
             raise serializers.ValidationError(
-                {"image_ref": serializers.ErrorDetail(
-                    "The reference's digest differs from image_digest.", code="digest_mismatch")}
+                {
+                    "image_ref": serializers.ErrorDetail(
+                        "The reference's digest differs from image_digest.", code="digest_mismatch"
+                    )
+                }
             )
         return attrs
 
@@ -149,8 +152,9 @@ class ImageSerializer(StrictSerializer):
 class SubmitSerializer(ImageSerializer):
     profile = serializers.ChoiceField(choices=AnalysisJob.Profile.choices, default=DEFAULT_PROFILE)
     config = AnalysisConfigSerializer(required=False)
-    sbom_id = serializers.CharField(max_length=200, required=False, allow_blank=True,
-                                    allow_null=True)
+    sbom_id = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, allow_null=True
+    )
     priority = serializers.IntegerField(required=False, min_value=0, max_value=10, default=5)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -191,14 +195,18 @@ class KubescapeDocumentField(serializers.Field):
 
 class ImportSerializer(ImageSerializer):
     full_manifest = KubescapeDocumentField(
-        help_text="The image's VulnerabilityManifest (context non-filtered).")
+        help_text="The image's VulnerabilityManifest (context non-filtered)."
+    )
     relevant_manifest = KubescapeDocumentField(
-        help_text="The container's relevant VulnerabilityManifest (context filtered).")
+        help_text="The container's relevant VulnerabilityManifest (context filtered)."
+    )
     kubescape_vex = KubescapeDocumentField(required=False)
     filtered_sbom = KubescapeDocumentField(required=False)
     completion = serializers.ChoiceField(
-        choices=["complete", "partial"], default="complete",
-        help_text="The runtime profile's kubescape.io/completion; partial lowers confidence.")
+        choices=["complete", "partial"],
+        default="complete",
+        help_text="The runtime profile's kubescape.io/completion; partial lowers confidence.",
+    )
 
 
 class ImportResponseSerializer(serializers.ModelSerializer):
@@ -206,8 +214,17 @@ class ImportResponseSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AnalysisJob
-        fields = ["job_id", "status", "origin", "image_ref", "image_digest", "summary",
-                  "generated_vex_id", "created_at", "completed_at"]
+        fields = [
+            "job_id",
+            "status",
+            "origin",
+            "image_ref",
+            "image_digest",
+            "summary",
+            "generated_vex_id",
+            "created_at",
+            "completed_at",
+        ]
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)

@@ -27,18 +27,29 @@ logger = logging.getLogger("analysis.tasks")
 RETRYABLE = (*TRANSIENT, ServiceUnavailableError)
 
 
-@shared_task(bind=True, name="analysis.run_analysis", acks_late=True,
-             reject_on_worker_lost=True, ignore_result=True, max_retries=None)
+@shared_task(
+    bind=True,
+    name="analysis.run_analysis",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=None,
+)
 def run_analysis(self, job_id: str) -> None:
     """Run one job. A redelivered or duplicate message finds the job claimed and stops."""
     job = AnalysisJob.objects.filter(pk=job_id).first()
     if job is None:
-        logger.warning("Job %s no longer exists; dropping its task", job_id,
-                       extra={"job_id": job_id})
+        logger.warning(
+            "Job %s no longer exists; dropping its task", job_id, extra={"job_id": job_id}
+        )
         return
     if not jobs.claim(job, self.request.id):
-        logger.info("Job %s is %s; not running it again", job_id, job.status,
-                    extra={"job_id": job_id, "status": job.status})
+        logger.info(
+            "Job %s is %s; not running it again",
+            job_id,
+            job.status,
+            extra={"job_id": job_id, "status": job.status},
+        )
         return
     if job.attempts > settings.ANALYSIS_MAX_ATTEMPTS:
         # The lost attempts may have left a sandbox: delete it before giving up.
@@ -50,16 +61,21 @@ def run_analysis(self, job_id: str) -> None:
         pipeline.run()
     except (JobCancelled, InvalidJobStateError):
         # Cancelled, or taken over by another run: this task's sandbox is removed, nothing else.
-        logger.info("Job %s is no longer this task's; sandbox removed", job_id,
-                    extra={"job_id": job_id})
+        logger.info(
+            "Job %s is no longer this task's; sandbox removed", job_id, extra={"job_id": job_id}
+        )
     except SoftTimeLimitExceeded:
         _fail(job, AnalysisTimeoutError(job.pk, pipeline.phase, pipeline.budget))
     except Exception as error:
         if _transient(error) and job.attempts < settings.ANALYSIS_MAX_ATTEMPTS:
             _retry_later(self, job, error)
             return
-        logger.exception("Job %s failed in %s", job_id, pipeline.phase,
-                         extra={"job_id": job_id, "phase": pipeline.phase})
+        logger.exception(
+            "Job %s failed in %s",
+            job_id,
+            pipeline.phase,
+            extra={"job_id": job_id, "phase": pipeline.phase},
+        )
         _fail(job, error)
 
 
@@ -69,9 +85,13 @@ def _transient(error: BaseException) -> bool:
 
 def _retry_later(task, job: AnalysisJob, error: BaseException) -> None:
     countdown = min(300, 30 * 2 ** (job.attempts - 1))
-    logger.warning("Job %s hit a transient failure (%s); retrying in %ss", job.pk,
-                   type(error).__name__, countdown,
-                   extra={"job_id": str(job.pk), "attempt": job.attempts})
+    logger.warning(
+        "Job %s hit a transient failure (%s); retrying in %ss",
+        job.pk,
+        type(error).__name__,
+        countdown,
+        extra={"job_id": str(job.pk), "attempt": job.attempts},
+    )
     try:
         jobs.requeue_for_retry(job, error, where={"celery_task_id": task.request.id})
     except InvalidJobStateError:
@@ -83,9 +103,11 @@ def _retry_later(task, job: AnalysisJob, error: BaseException) -> None:
     except Exception as publish_error:
         # The retry could not be published: hand the queued job to dispatch_pending_jobs.
         AnalysisJob.objects.filter(pk=job.pk).update(dispatched_at=None, celery_task_id="")
-        logger.warning("Could not schedule the retry of job %s; it waits for dispatch",
-                       job.pk, extra={"job_id": str(job.pk),
-                                      "error_type": type(publish_error).__name__})
+        logger.warning(
+            "Could not schedule the retry of job %s; it waits for dispatch",
+            job.pk,
+            extra={"job_id": str(job.pk), "error_type": type(publish_error).__name__},
+        )
 
 
 def _fail(job: AnalysisJob, error: BaseException) -> None:
@@ -94,8 +116,12 @@ def _fail(job: AnalysisJob, error: BaseException) -> None:
         jobs.fail(job, error, where={"celery_task_id": job.celery_task_id})
     except InvalidJobStateError as conflict:
         # Cancelled (or taken over) meanwhile: that wins, nothing to record.
-        logger.info("Job %s left as %s", job.pk, conflict.details["current_state"],
-                    extra={"job_id": str(job.pk)})
+        logger.info(
+            "Job %s left as %s",
+            job.pk,
+            conflict.details["current_state"],
+            extra={"job_id": str(job.pk)},
+        )
 
 
 @shared_task(name="analysis.dispatch_pending_jobs", ignore_result=True)

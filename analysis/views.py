@@ -104,10 +104,17 @@ class ImportView(OrganizationScoped, APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         job = import_results(
-            self.organization, data["image_ref"], data["image_digest"],
-            Evidence(data["full_manifest"], data["relevant_manifest"],
-                     data.get("kubescape_vex"), data.get("filtered_sbom")),
-            completion=data["completion"], submitted_by=self.actor,
+            self.organization,
+            data["image_ref"],
+            data["image_digest"],
+            Evidence(
+                data["full_manifest"],
+                data["relevant_manifest"],
+                data.get("kubescape_vex"),
+                data.get("filtered_sbom"),
+            ),
+            completion=data["completion"],
+            submitted_by=self.actor,
         )
         return Response(ImportResponseSerializer(job).data, status=status.HTTP_201_CREATED)
 
@@ -203,8 +210,10 @@ class JobEvidenceView(OrganizationScoped, APIView):
         return Response(EvidenceSerializer(job.evidence.all(), many=True).data)
 
 
-VEX_200 = ("OpenVEX v0.2.0 as `application/json` (for Trivy, Grype, vexctl), or a CycloneDX 1.6 "
-           f"BOM with embedded VEX as `{CYCLONEDX_MEDIA_TYPE}` (for Dependency-Track)")
+VEX_200 = (
+    "OpenVEX v0.2.0 as `application/json` (for Trivy, Grype, vexctl), or a CycloneDX 1.6 "
+    f"BOM with embedded VEX as `{CYCLONEDX_MEDIA_TYPE}` (for Dependency-Track)"
+)
 
 
 class VexDocumentView(OrganizationScoped, APIView):
@@ -221,12 +230,15 @@ class VexDocumentView(OrganizationScoped, APIView):
         operation_id="vex_retrieve",
         parameters=[
             OpenApiParameter(
-                "format", OpenApiTypes.STR, enum=list(VEX_FORMATS),
+                "format",
+                OpenApiTypes.STR,
+                enum=list(VEX_FORMATS),
                 description="`openvex` (default; `json` is the same) or `cyclonedx`; `Accept: "
-                            f"{CYCLONEDX_MEDIA_TYPE}` also selects CycloneDX.",
+                f"{CYCLONEDX_MEDIA_TYPE}` also selects CycloneDX.",
             ),
             OpenApiParameter(
-                "download", OpenApiTypes.BOOL,
+                "download",
+                OpenApiTypes.BOOL,
                 description="Send as an attachment: vex-<id>.json, or vex-<id>.cdx.json.",
             ),
         ],
@@ -243,12 +255,18 @@ class VexDocumentView(OrganizationScoped, APIView):
             choices = ", ".join(VEX_FORMATS)
             raise ValidationError(
                 f"Unknown VEX format {requested!r}: choose {choices}.",
-                errors=[{"field": "format", "code": "invalid_choice",
-                         "message": f"Must be one of: {choices}."}],
+                errors=[
+                    {
+                        "field": "format",
+                        "code": "invalid_choice",
+                        "message": f"Must be one of: {choices}.",
+                    }
+                ],
             )
         cyclonedx = isinstance(request.accepted_renderer, CycloneDxRenderer)
         documents = VexDocument.objects.filter(
-            pk=_uuid_or_none(vex_id), job__organization=self.organization)
+            pk=_uuid_or_none(vex_id), job__organization=self.organization
+        )
         document = (documents if cyclonedx else documents.defer("cyclonedx")).first()
         if document is None:
             raise ResourceNotFoundError("VEX document", vex_id)

@@ -208,7 +208,8 @@ def get_breaker(name: str, **overrides: Any) -> CircuitBreaker:
             if isinstance(expected, str):  # a dotted path in settings, resolved on first use
                 imported = import_string(expected)
                 options["expected_exceptions"] = (
-                    imported if isinstance(imported, tuple) else (imported,))
+                    imported if isinstance(imported, tuple) else (imported,)
+                )
             breaker = _registry[name] = CircuitBreaker(name, **options)
         return breaker
 

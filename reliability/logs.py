@@ -68,8 +68,9 @@ def _safe_dumps(value: Any, **kwargs: Any) -> str:
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            key if isinstance(key, str | int | bool) or key is None else _safe_default(key):
-            _plain(item)
+            key if isinstance(key, str | int | bool) or key is None else _safe_default(key): _plain(
+                item
+            )
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):

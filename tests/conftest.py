@@ -93,12 +93,32 @@ def child_env(transactional_db, tmp_path: Path) -> dict[str, str]:
 def celery_worker_process(child_env: dict[str, str], tmp_path: Path):
     """A real ``celery worker`` on a queue of its own; yields (queue, output)."""
     queue = f"test-{os.getpid()}-{tmp_path.name}"
-    env = {**child_env, "ENVIRONMENT": "production", "SECRET_KEY": "t" * 40,
-           "ALLOWED_HOSTS": "localhost", "LOG_LEVEL": "INFO"}
+    env = {
+        **child_env,
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": "t" * 40,
+        "ALLOWED_HOSTS": "localhost",
+        "LOG_LEVEL": "INFO",
+    }
     process, output = start_process(
-        [sys.executable, "-m", "celery", "-A", "vexxy", "worker", "--pool", "solo",
-         "-Q", queue, "--hostname", f"{queue}@%h", "--without-gossip", "--without-mingle"],
-        env=env, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "vexxy",
+            "worker",
+            "--pool",
+            "solo",
+            "-Q",
+            queue,
+            "--hostname",
+            f"{queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env=env,
+        cwd=REPO,
     )
     output.wait_for(lambda line: f"{queue}@" in line and "ready." in line, timeout=60)
     previous = celery_app.conf.task_always_eager
@@ -111,7 +131,6 @@ def celery_worker_process(child_env: dict[str, str], tmp_path: Path):
         process.wait(timeout=30)
 
 
-
 @pytest.fixture
 def sandbox_disabled(settings):
     settings.SANDBOX_ENABLED = False
@@ -121,12 +140,20 @@ def sandbox_disabled(settings):
 def unreachable_cluster(settings, tmp_path, clean_cache):
     """Sandbox on, kubeconfig pointing at a port where nothing listens."""
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "test", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-        "users": [{"name": "test", "user": {"token": "not-a-secret"}}],
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "test",
+                "clusters": [
+                    {"name": "test", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}
+                ],
+                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+                "users": [{"name": "test", "user": {"token": "not-a-secret"}}],
+            }
+        )
+    )
     settings.SANDBOX_ENABLED = True
     settings.K8S_IN_CLUSTER = False
     settings.KUBECONFIG = str(kubeconfig)

@@ -64,15 +64,33 @@ KUBESCAPE_RESOURCES = {
 }
 # The shape of a kube-apiserver's answer (the commit is made up).
 VERSION = {
-    "major": "1", "minor": "33", "emulationMajor": "1", "emulationMinor": "33",
-    "minCompatibilityMajor": "1", "minCompatibilityMinor": "32", "gitVersion": "v1.33.4",
-    "gitCommit": "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c", "gitTreeState": "clean",
-    "buildDate": "2025-08-12T10:15:00Z", "goVersion": "go1.24.5", "compiler": "gc",
+    "major": "1",
+    "minor": "33",
+    "emulationMajor": "1",
+    "emulationMinor": "33",
+    "minCompatibilityMajor": "1",
+    "minCompatibilityMinor": "32",
+    "gitVersion": "v1.33.4",
+    "gitCommit": "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c",
+    "gitTreeState": "clean",
+    "buildDate": "2025-08-12T10:15:00Z",
+    "goVersion": "go1.24.5",
+    "compiler": "gc",
     "platform": "linux/amd64",
 }
-REASONS = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 408: "Timeout", 409: "Conflict",
-           413: "RequestEntityTooLarge", 422: "Invalid", 429: "TooManyRequests",
-           500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
+REASONS = {
+    400: "BadRequest",
+    403: "Forbidden",
+    404: "NotFound",
+    408: "Timeout",
+    409: "Conflict",
+    413: "RequestEntityTooLarge",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
 
 _NAMESPACE_PATH = re.compile(
     r"/api/v1/namespaces(?:/(?P<name>[^/]+)(?:/(?P<sub>status|finalize))?)?"
@@ -160,12 +178,18 @@ class KubeApiServer:
 
     def write_kubeconfig(self, path: Path) -> Path:
         """A kubeconfig for this server (the shape of conftest's ``unreachable_cluster``)."""
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "test",
-            "clusters": [{"name": "test", "cluster": {"server": self.url}}],
-            "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-            "users": [{"name": "test", "user": {"token": "not-a-secret"}}],
-        }))
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "test",
+                    "clusters": [{"name": "test", "cluster": {"server": self.url}}],
+                    "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+                    "users": [{"name": "test", "user": {"token": "not-a-secret"}}],
+                }
+            )
+        )
         self.kubeconfig = path
         return path
 
@@ -185,38 +209,63 @@ class KubeApiServer:
         name = django_settings.KUBESCAPE_APISERVICE
         version, group = name.split(".", 1)
         namespace = namespace or django_settings.KUBESCAPE_NAMESPACE
+        missing = f'endpoints for service/storage in "{namespace}" have no addresses'
         self.put_namespace(namespace)
-        self.put("apiregistration.k8s.io/v1/apiservices", {
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "storage"}},
-            "spec": {"group": group, "version": version, "groupPriorityMinimum": 1000,
-                     "versionPriority": 15, "insecureSkipTLSVerify": True,
-                     "service": {"name": "storage", "namespace": namespace, "port": 443}},
-            "status": {"conditions": [{
-                "type": "Available", "status": str(available),
-                "reason": "Passed" if available else "MissingEndpoints",
-                "message": "all checks passed" if available
-                else f'endpoints for service/storage in "{namespace}" have no addresses',
-                "lastTransitionTime": _now(),
-            }]},
-        })
+        self.put(
+            "apiregistration.k8s.io/v1/apiservices",
+            {
+                "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "storage"}},
+                "spec": {
+                    "group": group,
+                    "version": version,
+                    "groupPriorityMinimum": 1000,
+                    "versionPriority": 15,
+                    "insecureSkipTLSVerify": True,
+                    "service": {"name": "storage", "namespace": namespace, "port": 443},
+                },
+                "status": {
+                    "conditions": [
+                        {
+                            "type": "Available",
+                            "status": str(available),
+                            "reason": "Passed" if available else "MissingEndpoints",
+                            "message": "all checks passed" if available else missing,
+                            "lastTransitionTime": _now(),
+                        }
+                    ]
+                },
+            },
+        )
         self._call(self._emulator.declare_kubescape)
         if not available:  # the aggregator cannot reach the storage server
-            self.fail(f"/apis/{group}/*", 503,
-                      "the server is currently unable to handle the request")
+            self.fail(
+                f"/apis/{group}/*", 503, "the server is currently unable to handle the request"
+            )
         return self
 
-    def fail(self, target: str, status: int, message: str | None = None, *,
-             method: str | None = None, times: int | None = None,
-             retry_after: int | None = None) -> None:
+    def fail(
+        self,
+        target: str,
+        status: int,
+        message: str | None = None,
+        *,
+        method: str | None = None,
+        times: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         """Answer requests for ``target`` with an error, changing nothing on the server.
 
         ``target`` is a URL path (``*`` globs allowed) or a resource (``"apps/v1/deployments"``);
         ``times`` limits it to the next N such requests.
         """
         body: dict[str, Any] = {
-            "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+            "apiVersion": "v1",
+            "kind": "Status",
+            "metadata": {},
+            "status": "Failure",
             "message": message or f"injected failure {status}",
-            "reason": REASONS.get(status, "Unknown"), "code": status,
+            "reason": REASONS.get(status, "Unknown"),
+            "code": status,
         }
         headers = {}
         if retry_after is not None:
@@ -266,14 +315,14 @@ class _Emulator(kmock.KubernetesEmulator):
         self.resources.load_data(_bundled_resources())
         # Above kmock's fallbacks, below anything a test adds; object URLs only, so that
         # discovery (/api/v1, /apis/apps/v1, also "LIST"s to kmock) stays kmock's.
-        objects = (self ** -1)[lambda request: bool(request.resource and request.resource.plural)]
+        objects = (self**-1)[lambda request: bool(request.resource and request.resource.plural)]
         objects[kmock.action.CREATE] << 201 << self._serve_create  # kmock answers 200
         objects[kmock.action.LIST] << self._list
         objects[kmock.action.FETCH] << self._fetch
         objects[kmock.action.DELETE] << self._delete
         objects[kmock.method.PUT] << self._replace  # kmock has no PUT (replace_*)
         # kmock serves /version only; the client asks for /version/.
-        (self ** -1)[kmock.method.GET, re.compile(r"/version/")] << self._serve_server_version
+        (self**-1)[kmock.method.GET, re.compile(r"/version/")] << self._serve_server_version
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         # kmock 0.8 parses /api/v1/namespaces/<name> as "everything in namespace <name>" (GET is
@@ -284,13 +333,23 @@ class _Emulator(kmock.KubernetesEmulator):
         try:
             body = await raw.read()
             request = kmock.Request(
-                id=len(self._requests), raw_request=raw, method=raw.method, url=raw.url,
-                params=dict(raw.query), headers=dict(raw.headers), body=body,
-                text=body.decode(), data=json.loads(body) if body else None,
-                resource=NAMESPACES, name=match["name"], subresource=match["sub"],
+                id=len(self._requests),
+                raw_request=raw,
+                method=raw.method,
+                url=raw.url,
+                params=dict(raw.query),
+                headers=dict(raw.headers),
+                body=body,
+                text=body.decode(),
+                data=json.loads(body) if body else None,
+                resource=NAMESPACES,
+                name=match["name"],
+                subresource=match["sub"],
                 action=guess_k8s(  # kmock's own rules, for the right path
                     ParsedPath("", "v1", "namespaces", None, match["name"]),
-                    kmock.method(raw.method), dict(raw.query)),
+                    kmock.method(raw.method),
+                    dict(raw.query),
+                ),
             )
             self._requests.append(request)
             return await self._handle(request)
@@ -320,8 +379,12 @@ class _Emulator(kmock.KubernetesEmulator):
                 raise _error(422, "metadata.name: Required value: name or generateName is required")
             if request.namespace:
                 if not self._exists(NAMESPACES, None, request.namespace):
-                    raise _error(404, f'namespaces "{request.namespace}" not found',
-                                 name=request.namespace, kind="namespaces")
+                    raise _error(
+                        404,
+                        f'namespaces "{request.namespace}" not found',
+                        name=request.namespace,
+                        kind="namespaces",
+                    )
                 meta["namespace"] = request.namespace
             meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now())
             self._set_type(request.resource, request.data)
@@ -336,10 +399,17 @@ class _Emulator(kmock.KubernetesEmulator):
             return _error(404, "the server could not find the requested resource")
         what = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
         if isinstance(exc, KubernetesObjectConflictError):
-            return _error(409, f'{what} "{name}" already exists', reason="AlreadyExists",
-                          name=name, group=resource.group, kind=resource.plural)
-        return _error(404, f'{what} "{name}" not found',
-                      name=name, group=resource.group, kind=resource.plural)
+            return _error(
+                409,
+                f'{what} "{name}" already exists',
+                reason="AlreadyExists",
+                name=name,
+                group=resource.group,
+                kind=resource.plural,
+            )
+        return _error(
+            404, f'{what} "{name}" not found', name=name, group=resource.group, kind=resource.plural
+        )
 
     async def _serve_server_version(self, request: kmock.Request) -> dict[str, Any]:
         return dict(VERSION)  # kmock's is a v1.26 k3s
@@ -354,14 +424,21 @@ class _Emulator(kmock.KubernetesEmulator):
                 items = [_metadata_only(item) for item in items]
         else:  # kmock 0.8 ignores selectors: it would list everything
             items = [
-                item for item in items
-                if _selects(request.params.get("labelSelector"),
-                            (item.get("metadata", {}).get("labels") or {}).get)
+                item
+                for item in items
+                if _selects(
+                    request.params.get("labelSelector"),
+                    (item.get("metadata", {}).get("labels") or {}).get,
+                )
                 and _selects(request.params.get("fieldSelector"), functools.partial(_field, item))
             ]
         kind = self.resources[resource].kind if resource in self.resources else None
-        return {"apiVersion": _api_version(resource), "kind": f"{kind}List" if kind else "List",
-                "metadata": {"resourceVersion": str(self._revision)}, "items": items}
+        return {
+            "apiVersion": _api_version(resource),
+            "kind": f"{kind}List" if kind else "List",
+            "metadata": {"resourceVersion": str(self._revision)},
+            "items": items,
+        }
 
     async def _fetch(self, request: kmock.Request) -> dict[str, Any]:
         obj = await self._serve_fetch(request)
@@ -378,9 +455,18 @@ class _Emulator(kmock.KubernetesEmulator):
         meta = obj.get("metadata", {})
         if request.resource.plural in ("services", "pods") or meta.get("deletionTimestamp"):
             return obj
-        return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success",
-                "details": {"name": request.name, "group": request.resource.group,
-                            "kind": request.resource.plural, "uid": meta.get("uid")}}
+        return {
+            "apiVersion": "v1",
+            "kind": "Status",
+            "metadata": {},
+            "status": "Success",
+            "details": {
+                "name": request.name,
+                "group": request.resource.group,
+                "kind": request.resource.plural,
+                "uid": meta.get("uid"),
+            },
+        }
 
     async def _replace(self, request: kmock.Request) -> dict[str, Any]:
         key = (request.resource, request.namespace, request.name)
@@ -392,13 +478,20 @@ class _Emulator(kmock.KubernetesEmulator):
             if request.subresource == "status":
                 new = {**current, "status": new.get("status")}
             meta = new.setdefault("metadata", {})
-            if meta.get("resourceVersion") not in (None, "", current["metadata"].get(
-                "resourceVersion"
-            )):
+            if meta.get("resourceVersion") not in (
+                None,
+                "",
+                current["metadata"].get("resourceVersion"),
+            ):
                 what = request.resource.plural
-                raise _error(409, f'Operation cannot be fulfilled on {what} "{request.name}": '
-                             "the object has been modified; please apply your changes to the "
-                             "latest version and try again", name=request.name, kind=what)
+                raise _error(
+                    409,
+                    f'Operation cannot be fulfilled on {what} "{request.name}": '
+                    "the object has been modified; please apply your changes to the "
+                    "latest version and try again",
+                    name=request.name,
+                    kind=what,
+                )
             for field in ("uid", "creationTimestamp", "namespace"):
                 if field in current["metadata"]:
                     meta[field] = current["metadata"][field]
@@ -430,11 +523,20 @@ class _Emulator(kmock.KubernetesEmulator):
     async def declare_kubescape(self) -> None:
         for plural, (kind, namespaced) in KUBESCAPE_RESOURCES.items():
             self.resources[f"{KUBESCAPE_GROUP}/v1beta1/{plural}"] = kmock.ResourceInfo(
-                kind=kind, namespaced=namespaced,
-                verbs={"create", "delete", "get", "list", "patch", "update", "watch"})
+                kind=kind,
+                namespaced=namespaced,
+                verbs={"create", "delete", "get", "list", "patch", "update", "watch"},
+            )
 
-    async def inject_failure(self, target: str, method: str | None, times: int | None,
-                             status: int, headers: dict[str, str], body: dict) -> None:
+    async def inject_failure(
+        self,
+        target: str,
+        method: str | None,
+        times: int | None,
+        status: int,
+        headers: dict[str, str],
+        body: dict,
+    ) -> None:
         since = len(self._requests)  # not requests from before (they take places in [:times])
         view = self[kmock.path(target) if target.startswith("/") else kmock.resource(target)]
         view = view[lambda request: request.id >= since]
@@ -447,8 +549,9 @@ class _Emulator(kmock.KubernetesEmulator):
 
     async def seen(self) -> list[SeenRequest]:
         return [
-            SeenRequest(request.method.value, request.url.path, dict(request.params),
-                        _decode(request.body))
+            SeenRequest(
+                request.method.value, request.url.path, dict(request.params), _decode(request.body)
+            )
             for request in self._requests
         ]
 
@@ -472,8 +575,12 @@ class _Emulator(kmock.KubernetesEmulator):
 
 
 def _error(status: int, message: str, reason: str | None = None, **details: str | None):
-    return kmock.KubernetesError(status=status, reason=reason or REASONS[status],
-                                 message=message, details=details or {"causes": []})
+    return kmock.KubernetesError(
+        status=status,
+        reason=reason or REASONS[status],
+        message=message,
+        details=details or {"causes": []},
+    )
 
 
 def _selects(selector: str | None, value_of: Callable[[str], str | None]) -> bool:

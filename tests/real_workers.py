@@ -67,10 +67,24 @@ class Workers:
     def start(self, name: str) -> tuple[subprocess.Popen, ProcessOutput]:
         hostname = f"{name}-{self.queue}"
         process, output = start_process(
-            [sys.executable, "-m", "celery", "-A", "vexxy", "worker", "--pool", "solo",
-             "-Q", self.queue, "--hostname", f"{hostname}@%h", "--without-gossip",
-             "--without-mingle"],
-            env=self.env, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "vexxy",
+                "worker",
+                "--pool",
+                "solo",
+                "-Q",
+                self.queue,
+                "--hostname",
+                f"{hostname}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            env=self.env,
+            cwd=REPO,
         )
         self.started.append(process)
         output.wait_for(lambda line: f"{hostname}@" in line and "ready." in line, timeout=60)
@@ -92,12 +106,20 @@ class Workers:
 def workers(child_env: dict[str, str], sandbox_ready, tmp_path: Path) -> Iterator[Workers]:
     """Workers on a queue of their own; this process publishes there, for real."""
     queue = f"test-crash-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    env = {**child_env, "ENVIRONMENT": "production", "SECRET_KEY": "t" * 40,
-           "ALLOWED_HOSTS": "localhost", "LOG_LEVEL": "INFO",
-           "SANDBOX_ENABLED": "true", "K8S_IN_CLUSTER": "false",
-           "KUBECONFIG": str(sandbox_ready.kubeconfig),
-           "SANDBOX_POLL_MAX_SECONDS": "1", "ANALYSIS_SETUP_ALLOWANCE_SECONDS": "60",
-           "KUBESCAPE_SETTLE_SECONDS": "0", "K8S_MAX_ATTEMPTS": "3"}
+    env = {
+        **child_env,
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": "t" * 40,
+        "ALLOWED_HOSTS": "localhost",
+        "LOG_LEVEL": "INFO",
+        "SANDBOX_ENABLED": "true",
+        "K8S_IN_CLUSTER": "false",
+        "KUBECONFIG": str(sandbox_ready.kubeconfig),
+        "SANDBOX_POLL_MAX_SECONDS": "1",
+        "ANALYSIS_SETUP_ALLOWANCE_SECONDS": "60",
+        "KUBESCAPE_SETTLE_SECONDS": "0",
+        "K8S_MAX_ATTEMPTS": "3",
+    }
     conf = celery_app.conf
     saved = (conf.task_always_eager, conf.task_default_queue)
     conf.task_always_eager, conf.task_default_queue = False, queue
@@ -123,8 +145,12 @@ def crash_settings(settings):
 @pytest.fixture
 def job(organization) -> AnalysisJob:
     return AnalysisJob.objects.create(
-        organization=organization, image_ref=IMAGE_REF, image_digest=IMAGE_DIGEST,
-        profile="custom", config=normalize_config("custom", {"analysis_duration": DURATION}))
+        organization=organization,
+        image_ref=IMAGE_REF,
+        image_digest=IMAGE_DIGEST,
+        profile="custom",
+        config=normalize_config("custom", {"analysis_duration": DURATION}),
+    )
 
 
 def current(job: AnalysisJob) -> AnalysisJob:
@@ -154,8 +180,9 @@ def run_until_observing(world: SandboxWorld, workers: Workers, name: str):
     process, output = workers.start(name)
     task_id = current(job).celery_task_id
     assert task_id
-    wait_until(lambda: deployment_of_attempt(world, task_id), 60,
-               f"the Deployment of attempt {task_id}")
+    wait_until(
+        lambda: deployment_of_attempt(world, task_id), 60, f"the Deployment of attempt {task_id}"
+    )
     assert world.start_pod()
     world.profile("ready")  # learning: the worker keeps polling in ``observe``
     wait_until(lambda: current(job).status == "analyzing", 60, "the job analyzing")
@@ -169,6 +196,7 @@ def kill(process: subprocess.Popen) -> None:
 
 def recover(job: AnalysisJob) -> dict:
     """recover_stale_jobs, called until the dead worker's heartbeat is old enough."""
+
     def attempt() -> dict | None:
         report = recover_stale_jobs(stale_after=STALE_AFTER)
         return report if str(job.pk) in report["requeued"] + report["failed"] else None
@@ -193,15 +221,17 @@ def deployment_requests(world: SandboxWorld) -> list[str]:
     return seen
 
 
-def finish_scan(world: SandboxWorld, output: ProcessOutput, job: AnalysisJob,
-                attempts: int) -> AnalysisJob:
+def finish_scan(
+    world: SandboxWorld, output: ProcessOutput, job: AnalysisJob, attempts: int
+) -> AnalysisJob:
     """Kubescape publishes its scan and completes the profile; the job completes with one VEX."""
     world.publish()
     world.completed()
     output.wait_for(lambda line: f"Job {job.pk} complete" in line, timeout=60)
     job = current(job)
     assert (job.status, job.error_code, job.attempts) == ("complete", "", attempts), (
-        job.error_details)
+        job.error_details
+    )
     assert VexDocument.objects.filter(job=job).count() == 1
     assert job.generated_vex_id == VexDocument.objects.get(job=job).pk
     return job

@@ -80,8 +80,9 @@ class SandboxWorld:
         self.name = sandbox_name(job.pk)
         self.rs_name = f"{self.name}-{TEMPLATE_HASH}"
         self.pod_name = f"{self.rs_name}-x2v9q"
-        self.instance = ContainerInstance("apps/v1", self.ns, "ReplicaSet", self.rs_name,
-                                          CONTAINER_NAME)
+        self.instance = ContainerInstance(
+            "apps/v1", self.ns, "ReplicaSet", self.rs_name, CONTAINER_NAME
+        )
         self.slug = self.instance.slug
         self.summary = summary_name("deployment", self.name, CONTAINER_NAME)
         self.image_slug = image_slug(IMAGE_REF, IMAGE_ID)
@@ -117,19 +118,41 @@ class SandboxWorld:
         deployment = self.kube.get(DEPLOYMENTS, self.name, self.ns)
         if deployment is None and wait_for_deployment:
             return False
-        template = copy.deepcopy((deployment or {}).get("spec", {}).get("template") or {
-            "metadata": {"labels": {JOB_LABEL: str(self.job.pk)}},
-            "spec": {"containers": [{"name": CONTAINER_NAME, "image": IMAGE_ID}]}})
+        template = copy.deepcopy(
+            (deployment or {}).get("spec", {}).get("template")
+            or {
+                "metadata": {"labels": {JOB_LABEL: str(self.job.pk)}},
+                "spec": {"containers": [{"name": CONTAINER_NAME, "image": IMAGE_ID}]},
+            }
+        )
         labels = {**template["metadata"]["labels"], "pod-template-hash": TEMPLATE_HASH}
-        replicaset = self.kube.put(REPLICASETS, {
-            "metadata": {"name": self.rs_name, "namespace": self.ns, "labels": labels,
-                         "ownerReferences": [_owner("Deployment", self.name, deployment)]},
-            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": template},
-        })
-        self.kube.put(PODS, _with_status({"metadata": {
-            "name": self.pod_name, "namespace": self.ns, "labels": labels,
-            "ownerReferences": [_owner("ReplicaSet", self.rs_name, replicaset)]},
-            "spec": template["spec"]}, waiting))
+        replicaset = self.kube.put(
+            REPLICASETS,
+            {
+                "metadata": {
+                    "name": self.rs_name,
+                    "namespace": self.ns,
+                    "labels": labels,
+                    "ownerReferences": [_owner("Deployment", self.name, deployment)],
+                },
+                "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": template},
+            },
+        )
+        self.kube.put(
+            PODS,
+            _with_status(
+                {
+                    "metadata": {
+                        "name": self.pod_name,
+                        "namespace": self.ns,
+                        "labels": labels,
+                        "ownerReferences": [_owner("ReplicaSet", self.rs_name, replicaset)],
+                    },
+                    "spec": template["spec"],
+                },
+                waiting,
+            ),
+        )
         return True
 
     def serve_log(self, text: str) -> None:
@@ -157,55 +180,99 @@ class SandboxWorld:
         """The final relevancy scan: relevant manifest, summary, and the image's full manifest."""
         self.published = True
         self.relevant(RELEVANT_CONTENT)
-        self.kube.put(SUMMARIES, {
-            "metadata": {"name": self.summary, "namespace": self.ns,
-                         "labels": self.workload_labels("deployment"),
-                         "annotations": {"kubescape.io/wlid": self.wlid}},
-            # The namespace kubevuln writes here is the workload's, not where manifests live.
-            "spec": {"vulnerabilitiesRef": {
-                "all": {"kind": "VulnerabilityManifest", "name": self.image_slug,
-                        "namespace": self.ns},
-                "relevant": {"kind": "VulnerabilityManifest", "name": self.slug,
-                             "namespace": self.ns}}},
-        })
+        self.kube.put(
+            SUMMARIES,
+            {
+                "metadata": {
+                    "name": self.summary,
+                    "namespace": self.ns,
+                    "labels": self.workload_labels("deployment"),
+                    "annotations": {"kubescape.io/wlid": self.wlid},
+                },
+                # The namespace kubevuln writes here is the workload's, not where manifests live.
+                "spec": {
+                    "vulnerabilitiesRef": {
+                        "all": {
+                            "kind": "VulnerabilityManifest",
+                            "name": self.image_slug,
+                            "namespace": self.ns,
+                        },
+                        "relevant": {
+                            "kind": "VulnerabilityManifest",
+                            "name": self.slug,
+                            "namespace": self.ns,
+                        },
+                    }
+                },
+            },
+        )
         self.full()
 
-    def profile(self, status: str, *, name: str | None = None,
-                instance_id: str | None = None) -> None:
-        self.kube.put(PROFILES, {
-            "metadata": {"name": name or self.slug, "namespace": self.ns,
-                         "labels": self.workload_labels("Deployment"),
-                         "annotations": {INSTANCE_ID: instance_id or self.instance.instance_id,
-                                         "kubescape.io/wlid": self.wlid,
-                                         "kubescape.io/status": status,
-                                         "kubescape.io/completion": "complete"}},
-            "spec": {"imageID": IMAGE_ID, "imageTag": IMAGE_REF, "architectures": ["amd64"]},
-        })
+    def profile(
+        self, status: str, *, name: str | None = None, instance_id: str | None = None
+    ) -> None:
+        self.kube.put(
+            PROFILES,
+            {
+                "metadata": {
+                    "name": name or self.slug,
+                    "namespace": self.ns,
+                    "labels": self.workload_labels("Deployment"),
+                    "annotations": {
+                        INSTANCE_ID: instance_id or self.instance.instance_id,
+                        "kubescape.io/wlid": self.wlid,
+                        "kubescape.io/status": status,
+                        "kubescape.io/completion": "complete",
+                    },
+                },
+                "spec": {"imageID": IMAGE_ID, "imageTag": IMAGE_REF, "architectures": ["amd64"]},
+            },
+        )
 
-    def relevant(self, content: dict[str, Any], *, name: str | None = None,
-                 instance_id: str | None = None) -> None:
-        self.kube.put(MANIFESTS, {
-            "metadata": {"name": name or self.slug, "namespace": self.ks,
-                         "labels": {**self.workload_labels("Deployment"),
-                                    "kubescape.io/context": "filtered"},
-                         "annotations": {INSTANCE_ID: instance_id or self.instance.instance_id,
-                                         "kubescape.io/wlid": self.wlid,
-                                         "kubescape.io/image-id": IMAGE_ID}},
-            "spec": {"metadata": {"withRelevancy": True}, "payload": content},
-        })
+    def relevant(
+        self, content: dict[str, Any], *, name: str | None = None, instance_id: str | None = None
+    ) -> None:
+        self.kube.put(
+            MANIFESTS,
+            {
+                "metadata": {
+                    "name": name or self.slug,
+                    "namespace": self.ks,
+                    "labels": {
+                        **self.workload_labels("Deployment"),
+                        "kubescape.io/context": "filtered",
+                    },
+                    "annotations": {
+                        INSTANCE_ID: instance_id or self.instance.instance_id,
+                        "kubescape.io/wlid": self.wlid,
+                        "kubescape.io/image-id": IMAGE_ID,
+                    },
+                },
+                "spec": {"metadata": {"withRelevancy": True}, "payload": content},
+            },
+        )
 
     def full(self, content: dict[str, Any] = FULL_CONTENT, name: str | None = None) -> None:
-        self.kube.put(MANIFESTS, {
-            "metadata": {"name": name or self.image_slug, "namespace": self.ks,
-                         "labels": {"kubescape.io/context": "non-filtered"},
-                         "annotations": {"kubescape.io/image-id": IMAGE_ID}},
-            "spec": {"metadata": {"withRelevancy": False}, "payload": content},
-        })
+        self.kube.put(
+            MANIFESTS,
+            {
+                "metadata": {
+                    "name": name or self.image_slug,
+                    "namespace": self.ks,
+                    "labels": {"kubescape.io/context": "non-filtered"},
+                    "annotations": {"kubescape.io/image-id": IMAGE_ID},
+                },
+                "spec": {"metadata": {"withRelevancy": False}, "payload": content},
+            },
+        )
 
     def workload_labels(self, kind: str) -> dict[str, str]:
-        return {"kubescape.io/workload-kind": kind, "kubescape.io/workload-name": self.name,
-                "kubescape.io/workload-namespace": self.ns,
-                "kubescape.io/workload-container-name": CONTAINER_NAME}
+        return {
+            "kubescape.io/workload-kind": kind,
+            "kubescape.io/workload-name": self.name,
+            "kubescape.io/workload-namespace": self.ns,
+            "kubescape.io/workload-container-name": CONTAINER_NAME,
+        }
 
     # -- what a test asserts on -----------------------------------------------------------
 
@@ -215,20 +282,30 @@ class SandboxWorld:
 
     def instance_objects(self) -> list[tuple[str, str, str]]:
         """This instance's Kubescape objects, by exact name (never the image's full manifest)."""
-        return [(PROFILES, self.ns, self.slug), (SUMMARIES, self.ns, self.summary),
-                (MANIFESTS, self.ks, self.slug), (VEXES, self.ks, self.slug),
-                (FILTERED_SBOMS, self.ks, self.slug)]
+        return [
+            (PROFILES, self.ns, self.slug),
+            (SUMMARIES, self.ns, self.summary),
+            (MANIFESTS, self.ks, self.slug),
+            (VEXES, self.ks, self.slug),
+            (FILTERED_SBOMS, self.ks, self.slug),
+        ]
 
     def remaining(self) -> list[tuple[str, str, str]]:
-        return [(kind, ns, name) for kind, ns, name in
-                [*self.sandbox_objects(), *self.instance_objects()]
-                if self.kube.get(kind, name, ns) is not None]
+        return [
+            (kind, ns, name)
+            for kind, ns, name in [*self.sandbox_objects(), *self.instance_objects()]
+            if self.kube.get(kind, name, ns) is not None
+        ]
 
     def pattern(self, path: str) -> str:
         """A request path with this job's names replaced, for counting requests by kind."""
-        for value, placeholder in ((self.slug, "{slug}"), (self.summary, "{summary}"),
-                                   (self.image_slug, "{image}"), (self.pod_name, "{pod}"),
-                                   (self.name, "{name}")):
+        for value, placeholder in (
+            (self.slug, "{slug}"),
+            (self.summary, "{summary}"),
+            (self.image_slug, "{image}"),
+            (self.pod_name, "{pod}"),
+            (self.name, "{name}"),
+        ):
             path = path.replace(value, placeholder)
         return path
 
@@ -243,19 +320,35 @@ def _with_status(pod: dict[str, Any], waiting: str | None) -> dict[str, Any]:
         state, image_id = {"waiting": {"reason": waiting, "message": f"{waiting}: {image}"}}, ""
     pod["status"] = {
         "phase": "Running" if waiting is None else "Pending",
-        "conditions": [{"type": "PodScheduled", "status": "True"},
-                       {"type": "ContainersReady", "status": ready},
-                       {"type": "Ready", "status": ready}],
-        "containerStatuses": [{"name": CONTAINER_NAME, "image": image, "imageID": image_id,
-                               "ready": waiting is None, "restartCount": 0, "state": state}],
+        "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "ContainersReady", "status": ready},
+            {"type": "Ready", "status": ready},
+        ],
+        "containerStatuses": [
+            {
+                "name": CONTAINER_NAME,
+                "image": image,
+                "imageID": image_id,
+                "ready": waiting is None,
+                "restartCount": 0,
+                "state": state,
+            }
+        ],
     }
     return pod
 
 
 def _owner(kind: str, name: str, owner: dict[str, Any] | None) -> dict[str, Any]:
     uid = ((owner or {}).get("metadata") or {}).get("uid", "00000000-0000-4000-8000-000000000000")
-    return {"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid,
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 @contextmanager

@@ -31,8 +31,11 @@ BADGE = '<span style="background:{};color:#fff;padding:2px 8px;border-radius:8px
 
 
 def make_job(organization, **fields) -> AnalysisJob:
-    defaults = {"image_ref": "ghcr.io/acme/app:1.0", "image_digest": "sha256:" + "0" * 64,
-                "config": {"analysis_duration": 300}}
+    defaults = {
+        "image_ref": "ghcr.io/acme/app:1.0",
+        "image_digest": "sha256:" + "0" * 64,
+        "config": {"analysis_duration": 300},
+    }
     return AnalysisJob.objects.create(organization=organization, **{**defaults, **fields})
 
 
@@ -88,14 +91,21 @@ COLOURS = {
 
 def test_job_list_shows_an_operators_columns(admin_client, organization):
     completed = timezone.now()
-    job = make_job(organization, status=JobStatus.FAILED, progress_percent=40,
-                   profile="comprehensive", image_ref="ghcr.io/acme/api:2.1",
-                   started_at=completed - timedelta(seconds=65), completed_at=completed,
-                   error_code="SANDBOX_ERROR")
+    job = make_job(
+        organization,
+        status=JobStatus.FAILED,
+        progress_percent=40,
+        profile="comprehensive",
+        image_ref="ghcr.io/acme/api:2.1",
+        started_at=completed - timedelta(seconds=65),
+        completed_at=completed,
+        error_code="SANDBOX_ERROR",
+    )
     waiting = make_job(organization)
     html = page(admin_client, JOBS)
     assert cell(html, job, "short_id") == (
-        f'<a href="/admin/analysis/analysisjob/{job.pk}/change/">{str(job.pk)[:8]}</a>')
+        f'<a href="/admin/analysis/analysisjob/{job.pk}/change/">{str(job.pk)[:8]}</a>'
+    )
     assert cell(html, job, "status_badge") == BADGE.format("#dc3545", "Failed")
     assert cell(html, job, "progress") == "40%"
     assert cell(html, job, "profile") == "Comprehensive"
@@ -114,8 +124,7 @@ def test_every_status_has_its_own_badge_colour(admin_client, organization):
         assert cell(html, job, "status_badge") == BADGE.format(COLOURS[status], status.label)
 
 
-def test_job_list_queries_do_not_grow_with_the_rows(admin_client, organization,
-                                                    other_organization):
+def test_job_list_queries_do_not_grow_with_the_rows(admin_client, organization, other_organization):
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
             page(admin_client, JOBS)
@@ -137,20 +146,37 @@ LONG_AGO = datetime(2023, 3, 15, 12, 0, tzinfo=UTC)
 def jobs(organization, other_organization) -> dict[str, AnalysisJob]:
     return {
         "acme_failed": make_job(
-            organization, status=JobStatus.FAILED, error_code="SANDBOX_ERROR",
-            image_ref="ghcr.io/acme/api:1.0", image_digest="sha256:" + "a" * 64,
-            request_id="req-alpha"),
+            organization,
+            status=JobStatus.FAILED,
+            error_code="SANDBOX_ERROR",
+            image_ref="ghcr.io/acme/api:1.0",
+            image_digest="sha256:" + "a" * 64,
+            request_id="req-alpha",
+        ),
         "globex_complete": make_job(
-            other_organization, status=JobStatus.COMPLETE, profile="comprehensive",
-            image_ref="docker.io/globex/web:2.0", image_digest="sha256:" + "b" * 64,
-            request_id="req-bravo"),
+            other_organization,
+            status=JobStatus.COMPLETE,
+            profile="comprehensive",
+            image_ref="docker.io/globex/web:2.0",
+            image_digest="sha256:" + "b" * 64,
+            request_id="req-bravo",
+        ),
         "acme_old_failed": make_job(
-            organization, status=JobStatus.FAILED, profile="minimal", created_at=LONG_AGO,
-            error_code="KUBESCAPE_ERROR", image_ref="quay.io/acme/worker:3.0",
-            image_digest="sha256:" + "c" * 64, request_id="req-charlie"),
+            organization,
+            status=JobStatus.FAILED,
+            profile="minimal",
+            created_at=LONG_AGO,
+            error_code="KUBESCAPE_ERROR",
+            image_ref="quay.io/acme/worker:3.0",
+            image_digest="sha256:" + "c" * 64,
+            request_id="req-charlie",
+        ),
         "globex_queued": make_job(
-            other_organization, image_ref="nginx:1.27", image_digest="sha256:" + "d" * 64,
-            request_id="req-delta"),
+            other_organization,
+            image_ref="nginx:1.27",
+            image_digest="sha256:" + "d" * 64,
+            request_id="req-delta",
+        ),
     }
 
 
@@ -169,15 +195,24 @@ def test_without_filters_every_job_is_listed(admin_client, jobs):
         ({"error_code": "SANDBOX_ERROR"}, {"acme_failed"}),
         ({"error_code": "KUBESCAPE_ERROR"}, {"acme_old_failed"}),
         ({"created_at__year": "2023"}, {"acme_old_failed"}),
-        ({"created_at__year": "2023", "created_at__month": "3", "created_at__day": "15"},
-         {"acme_old_failed"}),
+        (
+            {"created_at__year": "2023", "created_at__month": "3", "created_at__day": "15"},
+            {"acme_old_failed"},
+        ),
         ({"created_at__year": "2023", "created_at__month": "3", "created_at__day": "16"}, set()),
-        ({"status__exact": "failed", "organization__id__exact": "acme",
-          "error_code": "SANDBOX_ERROR"}, {"acme_failed"}),
+        (
+            {
+                "status__exact": "failed",
+                "organization__id__exact": "acme",
+                "error_code": "SANDBOX_ERROR",
+            },
+            {"acme_failed"},
+        ),
     ],
 )
-def test_filters_narrow_the_list(admin_client, jobs, organization, other_organization,
-                                 params, expected):
+def test_filters_narrow_the_list(
+    admin_client, jobs, organization, other_organization, params, expected
+):
     org_ids = {"acme": organization.pk, "globex": other_organization.pk}
     if "organization__id__exact" in params:
         params = {**params, "organization__id__exact": org_ids[params["organization__id__exact"]]}
@@ -194,11 +229,13 @@ def test_created_filter_links_narrow_the_list(admin_client, jobs):
     recent = filter_link(html, "Past 7 days")
     assert "created_at__gte=" in recent
     assert set(CHANGE_LINK.findall(page(admin_client, JOBS + recent))) == ids(
-        jobs["acme_failed"], jobs["globex_complete"], jobs["globex_queued"])
+        jobs["acme_failed"], jobs["globex_complete"], jobs["globex_queued"]
+    )
     # the date hierarchy offers the year of the old job, and its link leads to it alone
     old_year = filter_link(html, "2023")
     assert set(CHANGE_LINK.findall(page(admin_client, JOBS + old_year))) == ids(
-        jobs["acme_old_failed"])
+        jobs["acme_old_failed"]
+    )
 
 
 def test_failed_with_code_filter_offers_the_codes_in_use(admin_client, jobs):
@@ -226,21 +263,26 @@ def test_search_finds_exactly_the_job(admin_client, jobs, job, term):
 
 # --- read-only detail -------------------------------------------------------------------------
 
+
 @pytest.fixture
 def finished_job(organization) -> AnalysisJob:
     job = make_job(
-        organization, status=JobStatus.COMPLETE, progress_percent=100,
+        organization,
+        status=JobStatus.COMPLETE,
+        progress_percent=100,
         config={"analysis_duration": 300, "environment": {"DB_PASSWORD": "hunter2-secret"}},
         summary={"reachable": 2, "total": 5},
         reachability_results={"CVE-2024-0001": {"reachable": True, "functions": ["parse"]}},
         error_details={"sandbox_id": "sbx-42", "phase": "deploy"},
     )
-    vex = VexDocument.objects.create(job=job, document={"statements": []},
-                                     statement_counts={"affected": 2})
+    vex = VexDocument.objects.create(
+        job=job, document={"statements": []}, statement_counts={"affected": 2}
+    )
     AnalysisJob.objects.filter(pk=job.pk).update(generated_vex_id=vex.pk)
     for kind, size, char in (("sbom", 2048, "e"), ("runtime_trace", 777, "f")):
-        AnalysisEvidence.objects.create(job=job, evidence_type=kind, data={"kind": kind},
-                                        size_bytes=size, sha256=char * 64)
+        AnalysisEvidence.objects.create(
+            job=job, evidence_type=kind, data={"kind": kind}, size_bytes=size, sha256=char * 64
+        )
     job.refresh_from_db()
     return job
 
@@ -248,9 +290,12 @@ def finished_job(organization) -> AnalysisJob:
 def test_job_detail_pretty_prints_json_and_redacts_environment(admin_client, finished_job):
     html = change_page(admin_client, finished_job)
     blocks = [unescape(block) for block in PRE.findall(html)]
-    for value in (finished_job.summary, finished_job.reachability_results,
-                  finished_job.error_details,
-                  {"analysis_duration": 300, "environment": {"DB_PASSWORD": "[REDACTED]"}}):
+    for value in (
+        finished_job.summary,
+        finished_job.reachability_results,
+        finished_job.error_details,
+        {"analysis_duration": 300, "environment": {"DB_PASSWORD": "[REDACTED]"}},
+    ):
         assert json.dumps(value, indent=2, sort_keys=True) in blocks
     assert "hunter2-secret" not in html
 
@@ -258,10 +303,14 @@ def test_job_detail_pretty_prints_json_and_redacts_environment(admin_client, fin
 def test_job_detail_lists_evidence_and_links_the_vex(admin_client, finished_job):
     html = change_page(admin_client, finished_job)
     rows = [row for row in html.split("<tr") if 'class="field-sha256"' in row]
-    shown = {(re.search(r'field-evidence_type">\s*<p>(.*?)</p>', row, re.S).group(1),
-              re.search(r'field-sha256">\s*<p>(.*?)</p>', row, re.S).group(1),
-              re.search(r'field-size_bytes">\s*<p>(.*?)</p>', row, re.S).group(1))
-             for row in rows}
+    shown = {
+        (
+            re.search(r'field-evidence_type">\s*<p>(.*?)</p>', row, re.S).group(1),
+            re.search(r'field-sha256">\s*<p>(.*?)</p>', row, re.S).group(1),
+            re.search(r'field-size_bytes">\s*<p>(.*?)</p>', row, re.S).group(1),
+        )
+        for row in rows
+    }
     assert shown == {("sbom", "e" * 64, "2048"), ("runtime_trace", "f" * 64, "777")}
     vex_url = reverse("admin:analysis_vexdocument_change", args=[finished_job.generated_vex_id])
     assert f'<a href="{vex_url}">{finished_job.generated_vex_id}</a>' in html
@@ -277,15 +326,20 @@ def test_job_detail_offers_nothing_to_edit(admin_client, finished_job):
 
 def test_posting_to_job_detail_changes_nothing(admin_client, finished_job):
     url = reverse("admin:analysis_analysisjob_change", args=[finished_job.pk])
-    response = admin_client.post(url, {"status": "queued", "image_ref": "evil:latest",
-                                       "priority": 1, "_save": "Save"})
+    response = admin_client.post(
+        url, {"status": "queued", "image_ref": "evil:latest", "priority": 1, "_save": "Save"}
+    )
     assert response.status_code == 403
     job = AnalysisJob.objects.get(pk=finished_job.pk)
-    assert (job.status, job.image_ref, job.priority) == (JobStatus.COMPLETE,
-                                                          finished_job.image_ref, 5)
+    assert (job.status, job.image_ref, job.priority) == (
+        JobStatus.COMPLETE,
+        finished_job.image_ref,
+        5,
+    )
 
 
 # --- actions ----------------------------------------------------------------------------------
+
 
 def test_cancel_cancels_active_jobs_and_names_the_ones_it_cannot(admin_client, organization):
     queued = make_job(organization)
@@ -298,7 +352,10 @@ def test_cancel_cancels_active_jobs_and_names_the_ones_it_cannot(admin_client, o
     assert queued.cancelled_by == "admin:admin"
     assert queued.cancelled_at is not None
     assert (complete.status, complete.completed_at, complete.cancelled_by) == (
-        JobStatus.COMPLETE, finished_at, "")
+        JobStatus.COMPLETE,
+        finished_at,
+        "",
+    )
     assert ("success", "1 job(s) cancelled.") in shown
     (warning,) = [text for level, text in shown if level == "warning"]
     assert str(complete.pk) in warning
@@ -307,15 +364,24 @@ def test_cancel_cancels_active_jobs_and_names_the_ones_it_cannot(admin_client, o
 
 @pytest.mark.usefixtures("sandbox_ready")
 def test_retry_requeues_failed_jobs_and_refuses_queued_ones(admin_client, organization):
-    failed = make_job(organization, status=JobStatus.FAILED, error_code="SANDBOX_ERROR",
-                      error_message="boom", progress_percent=60,
-                      completed_at=timezone.now())
+    failed = make_job(
+        organization,
+        status=JobStatus.FAILED,
+        error_code="SANDBOX_ERROR",
+        error_message="boom",
+        progress_percent=60,
+        completed_at=timezone.now(),
+    )
     queued = make_job(organization, celery_task_id="task-1")
     shown = run_action(admin_client, JOBS, "retry_jobs", failed, queued)
     failed.refresh_from_db()
     queued.refresh_from_db()
     assert (failed.status, failed.error_code, failed.progress_percent, failed.completed_at) == (
-        JobStatus.QUEUED, "", 0, None)
+        JobStatus.QUEUED,
+        "",
+        0,
+        None,
+    )
     assert (queued.status, queued.celery_task_id) == (JobStatus.QUEUED, "task-1")
     assert ("success", "1 job(s) requeued.") in shown
     (warning,) = [text for level, text in shown if level == "warning"]
@@ -335,6 +401,7 @@ def test_retry_without_a_sandbox_is_refused(admin_client, organization):
 
 # --- organizations and API keys ---------------------------------------------------------------
 
+
 def test_organization_list_and_add_page_render(admin_client, organization, other_organization):
     html = page(admin_client, reverse("admin:analysis_organization_changelist"))
     assert "Acme" in html
@@ -344,8 +411,9 @@ def test_organization_list_and_add_page_render(admin_client, organization, other
         assert f'name="{field}"' in add
 
 
-def test_organization_lists_its_keys_without_secrets(admin_client, organization,
-                                                      other_organization):
+def test_organization_lists_its_keys_without_secrets(
+    admin_client, organization, other_organization
+):
     issued = [issue_key(organization, name) for name in ("ci-pipeline", "nightly-scan")]
     foreign = issue_key(other_organization, "globex-key")
     html = change_page(admin_client, organization)
@@ -362,9 +430,11 @@ def test_a_new_key_is_shown_once_and_stored_hashed(admin_client, organization):
     add = page(admin_client, reverse("admin:analysis_apikey_add"))
     assert 'name="secret_hash"' not in add
     assert 'name="prefix"' not in add
-    response = admin_client.post(reverse("admin:analysis_apikey_add"),
-                                 {"organization": organization.pk, "name": "deploy-bot"},
-                                 follow=True)
+    response = admin_client.post(
+        reverse("admin:analysis_apikey_add"),
+        {"organization": organization.pk, "name": "deploy-bot"},
+        follow=True,
+    )
     html = response.content.decode()
     (match,) = PLAINTEXT.findall(html)
     prefix, secret = match
@@ -372,8 +442,10 @@ def test_a_new_key_is_shown_once_and_stored_hashed(admin_client, organization):
     assert (key.organization, key.name, key.prefix) == (organization, "deploy-bot", prefix)
     assert key.secret_hash == hash_secret(secret)
     assert secret not in key.secret_hash
-    assert any(level == "success" and f"vx_{prefix}_{secret}" in text
-               for level, text in shown_messages(response))
+    assert any(
+        level == "success" and f"vx_{prefix}_{secret}" in text
+        for level, text in shown_messages(response)
+    )
     assert verify_key(f"vx_{prefix}_{secret}") == key
     for later in (page(admin_client, KEYS), change_page(admin_client, key)):
         assert secret not in later
@@ -406,20 +478,23 @@ def test_revoke_sets_revoked_at_on_live_keys_only(admin_client, organization):
 
 # --- what cannot be added by hand -------------------------------------------------------------
 
+
 @pytest.fixture
 def produced(organization):
     job = make_job(organization, status=JobStatus.COMPLETE)
-    VexDocument.objects.create(job=job, document={"statements": []},
-                               statement_counts={"not_affected": 7})
-    MonthlyUsage.objects.create(organization=organization, month=LONG_AGO.date().replace(day=1),
-                                analyses=12)
+    VexDocument.objects.create(
+        job=job, document={"statements": []}, statement_counts={"not_affected": 7}
+    )
+    MonthlyUsage.objects.create(
+        organization=organization, month=LONG_AGO.date().replace(day=1), analyses=12
+    )
 
 
-@pytest.mark.parametrize(("model", "shows"), [("vexdocument", "not_affected"),
-                                             ("monthlyusage", "12"),
-                                             ("analysisjob", "Complete")])
-def test_generated_records_are_listed_but_not_added_by_hand(admin_client, produced, model,
-                                                            shows):
+@pytest.mark.parametrize(
+    ("model", "shows"),
+    [("vexdocument", "not_affected"), ("monthlyusage", "12"), ("analysisjob", "Complete")],
+)
+def test_generated_records_are_listed_but_not_added_by_hand(admin_client, produced, model, shows):
     html = page(admin_client, reverse(f"admin:analysis_{model}_changelist"))
     assert html.count('class="action-select"') == 1
     assert shows in html
@@ -428,15 +503,19 @@ def test_generated_records_are_listed_but_not_added_by_hand(admin_client, produc
     assert admin_client.get(add_url).status_code == 403
 
 
-def test_reconcile_action_removes_orphaned_sandbox_objects(admin_client, organization,
-                                                          sandbox_ready):
+def test_reconcile_action_removes_orphaned_sandbox_objects(
+    admin_client, organization, sandbox_ready
+):
     done = make_job(organization, status=JobStatus.COMPLETE, config=normalize_config("custom", {}))
-    sandbox_ready.put("apps/v1/deployments", manifests.deployment(
-        done, namespace="vexxy-sandbox", resources={}))
+    sandbox_ready.put(
+        "apps/v1/deployments", manifests.deployment(done, namespace="vexxy-sandbox", resources={})
+    )
     shown = run_action(admin_client, JOBS, "reconcile_sandboxes", done)
     assert shown == [("success", "Deleted 1 orphaned sandbox object(s).")]
-    assert sandbox_ready.get("apps/v1/deployments", manifests.sandbox_name(done.pk),
-                             "vexxy-sandbox") is None
+    assert (
+        sandbox_ready.get("apps/v1/deployments", manifests.sandbox_name(done.pk), "vexxy-sandbox")
+        is None
+    )
 
 
 def test_reconcile_action_without_a_sandbox_says_so(admin_client, organization, settings):

@@ -45,16 +45,20 @@ class TestApiKeys:
         client.credentials(HTTP_AUTHORIZATION="Api-Key nonsense")
         unauthorized(client.get(LIST), "Malformed API key.")
         client.credentials(HTTP_AUTHORIZATION="Bearer abc")
-        unauthorized(client.get(LIST),
-                     "Use 'Authorization: Api-Key <key>' or the X-API-Key header.")
+        unauthorized(
+            client.get(LIST), "Use 'Authorization: Api-Key <key>' or the X-API-Key header."
+        )
 
     def test_revoked_and_expired(self, organization):
         revoked, expired = issue_key(organization, "old"), issue_key(organization, "late")
         ApiKey.objects.filter(pk=revoked.api_key.pk).update(revoked_at=timezone.now())
         ApiKey.objects.filter(pk=expired.api_key.pk).update(
-            expires_at=timezone.now() - timedelta(seconds=1))
-        for issued, message in ((revoked, "API key has been revoked."),
-                                (expired, "API key has expired.")):
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        for issued, message in (
+            (revoked, "API key has been revoked."),
+            (expired, "API key has expired."),
+        ):
             client = APIClient()
             client.credentials(HTTP_AUTHORIZATION=f"Api-Key {issued.plaintext}")
             unauthorized(client.get(LIST), message)
@@ -93,8 +97,16 @@ def test_create_api_key_prints_the_key_once(capsys, organization):
 def test_create_api_key_refuses_an_unknown_organization_unless_asked():
     with pytest.raises(CommandError, match="No organization 'newco'"):
         call_command("create_api_key", "--organization", "newco", "--name", "ci")
-    call_command("create_api_key", "--organization", "newco", "--name", "ci",
-                 "--create-organization", "--quota", "7")
+    call_command(
+        "create_api_key",
+        "--organization",
+        "newco",
+        "--name",
+        "ci",
+        "--create-organization",
+        "--quota",
+        "7",
+    )
     assert ApiKey.objects.get(organization__slug="newco").organization.monthly_analysis_quota == 7
 
 
@@ -102,8 +114,10 @@ def test_create_api_key_refuses_an_unknown_organization_unless_asked():
 def test_requests_beyond_the_rate_limit_are_429(api, settings, clean_cache):
     from analysis.authentication import ApiKeyRateThrottle
 
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {"api_key": "2/minute"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"api_key": "2/minute"},
+    }
     ApiKeyRateThrottle.THROTTLE_RATES = {"api_key": "2/minute"}
     try:
         assert [api.get(LIST).status_code for _ in range(2)] == [200, 200]
@@ -119,9 +133,15 @@ def test_requests_beyond_the_rate_limit_are_429(api, settings, clean_cache):
 def test_submission_without_a_sandbox_is_refused_and_not_counted(api, organization, settings):
     settings.SANDBOX_ENABLED = False
     response = api.post(SUBMIT, VALID, format="json")
-    assert_envelope(response, 503, "SERVICE_UNAVAILABLE", {
-        "service": "sandbox",
-        "reason": "no Kubernetes cluster is configured (SANDBOX_ENABLED is off)"})
+    assert_envelope(
+        response,
+        503,
+        "SERVICE_UNAVAILABLE",
+        {
+            "service": "sandbox",
+            "reason": "no Kubernetes cluster is configured (SANDBOX_ENABLED is off)",
+        },
+    )
     assert response["Retry-After"] == "300"
     assert not AnalysisJob.objects.exists()
     assert not MonthlyUsage.objects.exists()
@@ -134,8 +154,12 @@ def test_over_quota_is_429_until_next_month(api, organization):
     organization.save()
     assert [api.post(SUBMIT, VALID, format="json").status_code for _ in range(2)] == [201, 201]
     response = api.post(SUBMIT, VALID, format="json")
-    assert_envelope(response, 429, "QUOTA_EXCEEDED",
-                    {"quota_type": "monthly_analyses", "limit": 2, "current": 2})
+    assert_envelope(
+        response,
+        429,
+        "QUOTA_EXCEEDED",
+        {"quota_type": "monthly_analyses", "limit": 2, "current": 2},
+    )
     assert abs(int(response["Retry-After"]) - seconds_until_next_month(timezone.now())) <= 2
     assert AnalysisJob.objects.count() == 2
 
@@ -178,4 +202,5 @@ def test_request_log_names_the_callers_organization(api, caplog):
         api.get(LIST)
     finished = [r for r in caplog.records if r.getMessage() == "request_finished"]
     assert [(r.organization, r.status, r.route) for r in finished] == [
-        ("acme", 200, "api/v1/analysis")]
+        ("acme", 200, "api/v1/analysis")
+    ]

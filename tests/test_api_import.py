@@ -24,8 +24,13 @@ SMALL_RELEVANT = json.loads((FIXTURES / "nginx-relevant-small.json").read_text()
 
 
 def small_import(**overrides) -> dict:
-    return {"image_ref": "docker.io/library/nginx:1.13", "image_digest": DIGEST,
-            "full_manifest": SMALL_FULL, "relevant_manifest": SMALL_RELEVANT, **overrides}
+    return {
+        "image_ref": "docker.io/library/nginx:1.13",
+        "image_digest": DIGEST,
+        "full_manifest": SMALL_FULL,
+        "relevant_manifest": SMALL_RELEVANT,
+        **overrides,
+    }
 
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox_disabled")]
@@ -49,7 +54,9 @@ def test_json_import_creates_a_complete_job_with_evidence_and_vex(api, organizat
     vex = api.get(f"/api/v1/vex/{job.generated_vex_id}").json()
     assert len(vex["statements"]) == 4
     assert VexDocument.objects.get(pk=job.generated_vex_id).statement_counts == {
-        "affected": 1, "not_affected": 3}
+        "affected": 1,
+        "not_affected": 3,
+    }
 
     evidence = {e["type"]: e for e in api.get(f"/api/v1/analysis/{job.pk}/evidence").json()}
     assert set(evidence) == {"full_manifest", "relevant_manifest"}
@@ -59,33 +66,51 @@ def test_json_import_creates_a_complete_job_with_evidence_and_vex(api, organizat
 
 
 def test_multipart_import_takes_yaml_and_json_files(api):
-    response = api.post(IMPORT, {
-        "image_ref": "nginx:latest",
-        "image_digest": EXAMPLE_DIGEST,
-        "full_manifest": SimpleUploadedFile(
-            "full.yaml", (FIXTURES / "storage_vulnerabilitymanifest_01-example.yaml").read_bytes()),
-        "relevant_manifest": SimpleUploadedFile(
-            "relevant.json", (FIXTURES / "example-relevant-manifest.json").read_bytes()),
-        "kubescape_vex": SimpleUploadedFile(
-            "vex.yaml",
-            (FIXTURES / "storage_openvulnerabilityexchangecontainer_example-01.yaml").read_bytes()),
-        "completion": "partial",
-    }, format="multipart")
+    response = api.post(
+        IMPORT,
+        {
+            "image_ref": "nginx:latest",
+            "image_digest": EXAMPLE_DIGEST,
+            "full_manifest": SimpleUploadedFile(
+                "full.yaml",
+                (FIXTURES / "storage_vulnerabilitymanifest_01-example.yaml").read_bytes(),
+            ),
+            "relevant_manifest": SimpleUploadedFile(
+                "relevant.json", (FIXTURES / "example-relevant-manifest.json").read_bytes()
+            ),
+            "kubescape_vex": SimpleUploadedFile(
+                "vex.yaml",
+                (
+                    FIXTURES / "storage_openvulnerabilityexchangecontainer_example-01.yaml"
+                ).read_bytes(),
+            ),
+            "completion": "partial",
+        },
+        format="multipart",
+    )
     body = response.json()
     assert response.status_code == 201, body
     assert body["summary"]["total_statements"] == 143
-    assert body["summary"]["by_status"] == {"affected": 13, "not_affected": 130,
-                                            "under_investigation": 0, "fixed": 0}
+    assert body["summary"]["by_status"] == {
+        "affected": 13,
+        "not_affected": 130,
+        "under_investigation": 0,
+        "fixed": 0,
+    }
     assert body["summary"]["evidence_completeness"] == "partial"
     job = AnalysisJob.objects.get(pk=body["job_id"])
     assert {e.evidence_type for e in job.evidence.all()} == {
-        "full_manifest", "relevant_manifest", "kubescape_vex"}
+        "full_manifest",
+        "relevant_manifest",
+        "kubescape_vex",
+    }
 
 
 def test_a_manifest_without_matches_completes_without_a_vex(api):
     empty = {"Content": {"matches": None}}
-    body = api.post(IMPORT, small_import(full_manifest=empty, relevant_manifest=empty),
-                    format="json").json()
+    body = api.post(
+        IMPORT, small_import(full_manifest=empty, relevant_manifest=empty), format="json"
+    ).json()
     assert body["status"] == "complete"
     assert body["summary"]["total_statements"] == 0
     assert body["generated_vex_id"] is None
@@ -100,8 +125,12 @@ def test_import_counts_against_the_quota(api, organization):
     organization.monthly_analysis_quota = 0
     organization.save()
     response = api.post(IMPORT, small_import(), format="json")
-    assert_envelope(response, 429, "QUOTA_EXCEEDED",
-                    {"quota_type": "monthly_analyses", "limit": 0, "current": 0})
+    assert_envelope(
+        response,
+        429,
+        "QUOTA_EXCEEDED",
+        {"quota_type": "monthly_analyses", "limit": 0, "current": 0},
+    )
     assert not AnalysisJob.objects.exists()
 
 
@@ -120,8 +149,11 @@ def test_malformed_json_is_400(api):
     ("override", "field", "code"),
     [
         ({"full_manifest": {"spec": {}}}, "full_manifest", "invalid"),
-        ({"relevant_manifest": {"Content": {"matches": {"not": "a list"}}}},
-         "relevant_manifest.spec.payload.matches", "invalid"),
+        (
+            {"relevant_manifest": {"Content": {"matches": {"not": "a list"}}}},
+            "relevant_manifest.spec.payload.matches",
+            "invalid",
+        ),
         ({"full_manifest": "[1, 2"}, "full_manifest", "unparsable"),
         ({"full_manifest": "[1, 2]"}, "full_manifest", "not_object"),
         ({"full_manifest": 42}, "full_manifest", "invalid"),
@@ -137,21 +169,39 @@ def test_unreadable_input_names_the_field(api, override, field, code):
 
 
 def test_an_unparsable_uploaded_file_is_named(api):
-    response = api.post(IMPORT, {
-        "image_ref": "nginx:1.13", "image_digest": DIGEST,
-        "full_manifest": SimpleUploadedFile("full.yaml", b"spec: [unclosed"),
-        "relevant_manifest": SimpleUploadedFile("r.json", json.dumps(SMALL_RELEVANT).encode()),
-    }, format="multipart")
+    response = api.post(
+        IMPORT,
+        {
+            "image_ref": "nginx:1.13",
+            "image_digest": DIGEST,
+            "full_manifest": SimpleUploadedFile("full.yaml", b"spec: [unclosed"),
+            "relevant_manifest": SimpleUploadedFile("r.json", json.dumps(SMALL_RELEVANT).encode()),
+        },
+        format="multipart",
+    )
     body = assert_envelope(response, 400, "VALIDATION_ERROR")
     assert [(e["field"], e["code"]) for e in body["details"]["errors"]] == [
-        ("full_manifest", "unparsable")]
+        ("full_manifest", "unparsable")
+    ]
 
 
 def test_command_imports_and_prints_the_job(organization):
     out = StringIO()
-    call_command("import_kubescape_results", "--organization", "acme", "--image", "nginx:1.13",
-                 "--digest", DIGEST, "--full", str(FIXTURES / "kubevuln_nginx-cve-small.json"),
-                 "--relevant", str(FIXTURES / "nginx-relevant-small.json"), "--json", stdout=out)
+    call_command(
+        "import_kubescape_results",
+        "--organization",
+        "acme",
+        "--image",
+        "nginx:1.13",
+        "--digest",
+        DIGEST,
+        "--full",
+        str(FIXTURES / "kubevuln_nginx-cve-small.json"),
+        "--relevant",
+        str(FIXTURES / "nginx-relevant-small.json"),
+        "--json",
+        stdout=out,
+    )
     report = json.loads(out.getvalue())
     job = AnalysisJob.objects.get(pk=report["job_id"])
     assert job.status == "complete"
@@ -169,9 +219,13 @@ def test_command_imports_and_prints_the_job(organization):
     ],
 )
 def test_command_errors_are_plain(organization, args, message):
-    base = {"--organization": "acme", "--image": "nginx:1.13", "--digest": DIGEST,
-            "--full": str(FIXTURES / "kubevuln_nginx-cve-small.json"),
-            "--relevant": str(FIXTURES / "nginx-relevant-small.json")}
+    base = {
+        "--organization": "acme",
+        "--image": "nginx:1.13",
+        "--digest": DIGEST,
+        "--full": str(FIXTURES / "kubevuln_nginx-cve-small.json"),
+        "--relevant": str(FIXTURES / "nginx-relevant-small.json"),
+    }
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
     with pytest.raises(CommandError, match=message):
         call_command("import_kubescape_results", *[x for kv in base.items() for x in kv])

@@ -23,8 +23,12 @@ def submit(api, **overrides) -> dict:
 
 
 def make_job(organization, **fields) -> AnalysisJob:
-    defaults = {"image_ref": VALID["image_ref"], "image_digest": DIGEST, "profile": "standard",
-                "config": {"analysis_duration": 300}}
+    defaults = {
+        "image_ref": VALID["image_ref"],
+        "image_digest": DIGEST,
+        "profile": "standard",
+        "config": {"analysis_duration": 300},
+    }
     return AnalysisJob.objects.create(organization=organization, **{**defaults, **fields})
 
 
@@ -32,8 +36,12 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox_ready")]
 
 
 def test_submit_creates_a_queued_job(api, organization):
-    response = api.post(SUBMIT, {**VALID, "profile": "comprehensive", "config": {}},
-                        format="json", HTTP_X_REQUEST_ID="submit-trace-1")
+    response = api.post(
+        SUBMIT,
+        {**VALID, "profile": "comprehensive", "config": {}},
+        format="json",
+        HTTP_X_REQUEST_ID="submit-trace-1",
+    )
     body = response.json()
     assert response.status_code == 201
     assert body["status"] == "queued"
@@ -63,23 +71,39 @@ def test_environment_values_are_never_returned(api):
 def test_status_of_an_unknown_job_is_404(api):
     missing = "6f1c2b0e-0000-4000-8000-000000000000"
     response = api.get(f"/api/v1/analysis/{missing}/status")
-    assert_envelope(response, 404, "RESOURCE_NOT_FOUND",
-                    {"resource_type": "Analysis Job", "resource_id": missing})
+    assert_envelope(
+        response,
+        404,
+        "RESOURCE_NOT_FOUND",
+        {"resource_type": "Analysis Job", "resource_id": missing},
+    )
 
 
 def test_a_malformed_job_id_is_404_too(api):
     response = api.get("/api/v1/analysis/not-a-uuid")
-    assert_envelope(response, 404, "RESOURCE_NOT_FOUND",
-                    {"resource_type": "Analysis Job", "resource_id": "not-a-uuid"})
+    assert_envelope(
+        response,
+        404,
+        "RESOURCE_NOT_FOUND",
+        {"resource_type": "Analysis Job", "resource_id": "not-a-uuid"},
+    )
 
 
 def test_status_reports_progress(api, organization):
-    job = make_job(organization, status=JobStatus.RUNNING, progress_percent=40,
-                   current_phase="deploy", started_at=timezone.now())
+    job = make_job(
+        organization,
+        status=JobStatus.RUNNING,
+        progress_percent=40,
+        current_phase="deploy",
+        started_at=timezone.now(),
+    )
     body = api.get(f"/api/v1/analysis/{job.pk}/status").json()
     assert body["job_id"] == str(job.pk)
     assert (body["status"], body["progress_percent"], body["current_phase"]) == (
-        "running", 40, "deploy")
+        "running",
+        40,
+        "deploy",
+    )
     assert body["started_at"] is not None
     assert body["completed_at"] is None
     assert (body["error_code"], body["error_message"]) == ("", "")
@@ -88,15 +112,24 @@ def test_status_reports_progress(api, organization):
 def test_results_before_completion_are_409(api):
     job_id = submit(api)["job_id"]
     response = api.get(f"/api/v1/analysis/{job_id}/results")
-    assert_envelope(response, 409, "INVALID_JOB_STATE", {
-        "job_id": job_id, "current_state": "queued", "required_state": "complete"})
+    assert_envelope(
+        response,
+        409,
+        "INVALID_JOB_STATE",
+        {"job_id": job_id, "current_state": "queued", "required_state": "complete"},
+    )
 
 
 def test_results_of_a_complete_job(api, organization):
     vex_id = "0b7a1f44-0000-4000-8000-00000000abcd"
-    job = make_job(organization, status=JobStatus.COMPLETE, summary={"total": 1},
-                   reachability_results=[{"cve_id": "CVE-2024-0001"}],
-                   generated_vex_id=vex_id, completed_at=timezone.now())
+    job = make_job(
+        organization,
+        status=JobStatus.COMPLETE,
+        summary={"total": 1},
+        reachability_results=[{"cve_id": "CVE-2024-0001"}],
+        generated_vex_id=vex_id,
+        completed_at=timezone.now(),
+    )
     body = api.get(f"/api/v1/analysis/{job.pk}/results").json()
     assert body["summary"] == {"total": 1}
     assert body["reachability_results"] == [{"cve_id": "CVE-2024-0001"}]
@@ -128,8 +161,9 @@ def test_list_after_three_submits_and_filters(api, organization):
     for query in ("status=queued", "status_filter=queued"):
         queued = api.get(f"/api/v1/analysis?{query}").json()["results"]
         assert sorted(job["job_id"] for job in queued) == sorted(ids)
-    assert [j["status"] for j in api.get("/api/v1/analysis?profile=minimal").json()["results"]
-            ] == ["failed"]
+    assert [j["status"] for j in api.get("/api/v1/analysis?profile=minimal").json()["results"]] == [
+        "failed"
+    ]
     assert api.get(f"/api/v1/analysis?image_digest=sha256:{'b' * 64}").json()["results"] == []
     future = (timezone.now() + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     assert api.get("/api/v1/analysis", {"created_after": future}).json()["results"] == []
@@ -156,8 +190,13 @@ def test_list_rejects_bad_filters(api):
 
 
 def test_retry_requeues_failed_and_refuses_queued(api, organization):
-    failed = make_job(organization, status=JobStatus.FAILED, error_code="SANDBOX_ERROR",
-                      error_message="boom", attempts=2)
+    failed = make_job(
+        organization,
+        status=JobStatus.FAILED,
+        error_code="SANDBOX_ERROR",
+        error_message="boom",
+        attempts=2,
+    )
     response = api.post(f"/api/v1/analysis/{failed.pk}/retry")
     assert response.status_code == 202
     failed.refresh_from_db()
@@ -165,27 +204,50 @@ def test_retry_requeues_failed_and_refuses_queued(api, organization):
 
     queued = make_job(organization)
     refused = api.post(f"/api/v1/analysis/{queued.pk}/retry")
-    assert_envelope(refused, 409, "INVALID_JOB_STATE", {
-        "job_id": str(queued.pk), "current_state": "queued",
-        "required_state": ["cancelled", "failed"]})
+    assert_envelope(
+        refused,
+        409,
+        "INVALID_JOB_STATE",
+        {
+            "job_id": str(queued.pk),
+            "current_state": "queued",
+            "required_state": ["cancelled", "failed"],
+        },
+    )
 
 
 def test_retry_of_a_complete_job_is_409_even_without_a_sandbox(api, organization, settings):
     settings.SANDBOX_ENABLED = False
     job = make_job(organization, status=JobStatus.COMPLETE)
-    assert_envelope(api.post(f"/api/v1/analysis/{job.pk}/retry"), 409, "INVALID_JOB_STATE", {
-        "job_id": str(job.pk), "current_state": "complete",
-        "required_state": ["cancelled", "failed"]})
+    assert_envelope(
+        api.post(f"/api/v1/analysis/{job.pk}/retry"),
+        409,
+        "INVALID_JOB_STATE",
+        {
+            "job_id": str(job.pk),
+            "current_state": "complete",
+            "required_state": ["cancelled", "failed"],
+        },
+    )
 
 
 def test_evidence_and_vex(api, organization):
     job = make_job(organization, status=JobStatus.COMPLETE)
-    AnalysisEvidence.objects.create(job=job, evidence_type="relevant_manifest", data={"a": 1},
-                                    size_bytes=8, sha256="f" * 64, description="relevant")
-    vex = VexDocument.objects.create(job=job, document={"@context": "https://openvex.dev/ns/v0.2.0"})
+    AnalysisEvidence.objects.create(
+        job=job,
+        evidence_type="relevant_manifest",
+        data={"a": 1},
+        size_bytes=8,
+        sha256="f" * 64,
+        description="relevant",
+    )
+    vex = VexDocument.objects.create(
+        job=job, document={"@context": "https://openvex.dev/ns/v0.2.0"}
+    )
     evidence = api.get(f"/api/v1/analysis/{job.pk}/evidence").json()
     assert [(e["type"], e["size_bytes"], e["sha256"]) for e in evidence] == [
-        ("relevant_manifest", 8, "f" * 64)]
+        ("relevant_manifest", 8, "f" * 64)
+    ]
     document = api.get(f"/api/v1/vex/{vex.pk}")
     assert document.json() == {"@context": "https://openvex.dev/ns/v0.2.0"}
     assert "Content-Disposition" not in document
@@ -204,10 +266,18 @@ def test_another_organization_sees_nothing(api, other_api, organization):
         other_api.delete(f"/api/v1/analysis/{job.pk}"),
         other_api.post(f"/api/v1/analysis/{job.pk}/retry"),
     ):
-        assert_envelope(response, 404, "RESOURCE_NOT_FOUND",
-                        {"resource_type": "Analysis Job", "resource_id": str(job.pk)})
-    assert_envelope(other_api.get(f"/api/v1/vex/{vex.pk}"), 404, "RESOURCE_NOT_FOUND",
-                    {"resource_type": "VEX document", "resource_id": str(vex.pk)})
+        assert_envelope(
+            response,
+            404,
+            "RESOURCE_NOT_FOUND",
+            {"resource_type": "Analysis Job", "resource_id": str(job.pk)},
+        )
+    assert_envelope(
+        other_api.get(f"/api/v1/vex/{vex.pk}"),
+        404,
+        "RESOURCE_NOT_FOUND",
+        {"resource_type": "VEX document", "resource_id": str(vex.pk)},
+    )
     assert other_api.get("/api/v1/analysis").json()["results"] == []
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED

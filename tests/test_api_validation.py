@@ -41,20 +41,30 @@ def config_of(data: dict) -> dict:
         ({**VALID, "config": {"ports": [80, 0]}}, "config.ports.1", "min_value"),
         ({**VALID, "config": {"ports": [80, 80]}}, "config.ports", "unique"),
         ({**VALID, "config": {"analysis_duration": 89}}, "config.analysis_duration", "min_value"),
-        ({**VALID, "config": {"analysis_duration": 3601}}, "config.analysis_duration",
-         "max_value"),
+        ({**VALID, "config": {"analysis_duration": 3601}}, "config.analysis_duration", "max_value"),
         ({**VALID, "config": {"test_timeout": 89}}, "config.test_timeout", "min_value"),
         ({**VALID, "config": {"test_timeout": 3601}}, "config.test_timeout", "max_value"),
-        ({**VALID, "config": {"test_timeout": 300, "analysis_duration": 600}},
-         "config.test_timeout", "mismatch"),
-        ({**VALID, "config": {"health_check_path": "healthz"}}, "config.health_check_path",
-         "invalid"),
-        ({**VALID, "config": {"environment": {"1BAD": "x"}}}, "config.environment",
-         "invalid_name"),
-        ({**VALID, "config": {"environment": {f"V{i}": "x" for i in range(65)}}},
-         "config.environment", "max_length"),
-        ({**VALID, "config": {"environment": {"BIG": "x" * 4097}}}, "config.environment.BIG",
-         "max_length"),
+        (
+            {**VALID, "config": {"test_timeout": 300, "analysis_duration": 600}},
+            "config.test_timeout",
+            "mismatch",
+        ),
+        (
+            {**VALID, "config": {"health_check_path": "healthz"}},
+            "config.health_check_path",
+            "invalid",
+        ),
+        ({**VALID, "config": {"environment": {"1BAD": "x"}}}, "config.environment", "invalid_name"),
+        (
+            {**VALID, "config": {"environment": {f"V{i}": "x" for i in range(65)}}},
+            "config.environment",
+            "max_length",
+        ),
+        (
+            {**VALID, "config": {"environment": {"BIG": "x" * 4097}}},
+            "config.environment.BIG",
+            "max_length",
+        ),
         ({**VALID, "config": {"bogus": True}}, "config.bogus", "unknown_field"),
         ({**VALID, "callback_url": "http://x"}, "callback_url", "unknown_field"),
         ({**VALID, "config": {"ports": list(range(1, 34))}}, "config.ports", "max_length"),
@@ -70,8 +80,11 @@ def test_invalid_submission_names_the_field(api, payload, field, code):
 
 @pytest.mark.django_db
 def test_environment_values_never_appear_in_errors(api):
-    response = api.post(SUBMIT, {**VALID, "config": {"environment": {
-        "bad-name": "hunter2-secret", "OK": "fine"}}}, format="json")
+    response = api.post(
+        SUBMIT,
+        {**VALID, "config": {"environment": {"bad-name": "hunter2-secret", "OK": "fine"}}},
+        format="json",
+    )
     assert_envelope(response, 400, "VALIDATION_ERROR")
     assert "hunter2-secret" not in response.content.decode()
 
@@ -106,17 +119,29 @@ def test_default_profile_is_standard():
     ("profile", "overrides", "expected"),
     [
         ("comprehensive", {}, {"analysis_duration": 900, "enable_pentesting": True}),
-        ("comprehensive", {"enable_fuzzing": False},
-         {"analysis_duration": 900, "enable_fuzzing": False, "enable_pentesting": True}),
+        (
+            "comprehensive",
+            {"enable_fuzzing": False},
+            {"analysis_duration": 900, "enable_fuzzing": False, "enable_pentesting": True},
+        ),
         ("custom", {"test_timeout": 600}, {"analysis_duration": 600, "test_timeout": 600}),
         ("minimal", {"analysis_duration": 90}, {"analysis_duration": 90, "test_timeout": 90}),
         ("minimal", {"analysis_duration": 3600}, {"analysis_duration": 3600}),
-        ("standard", {"test_timeout": 3600, "analysis_duration": 3600},
-         {"analysis_duration": 3600}),
-        ("standard", {"ports": [1, 65535], "environment": {"_A1": "v"}},
-         {"ports": [1, 65535], "environment": {"_A1": "v"}, "analysis_duration": 300}),
-        ("standard", {"health_check_path": "/healthz", "allow_egress": True},
-         {"health_check_path": "/healthz", "allow_egress": True}),
+        (
+            "standard",
+            {"test_timeout": 3600, "analysis_duration": 3600},
+            {"analysis_duration": 3600},
+        ),
+        (
+            "standard",
+            {"ports": [1, 65535], "environment": {"_A1": "v"}},
+            {"ports": [1, 65535], "environment": {"_A1": "v"}, "analysis_duration": 300},
+        ),
+        (
+            "standard",
+            {"health_check_path": "/healthz", "allow_egress": True},
+            {"health_check_path": "/healthz", "allow_egress": True},
+        ),
     ],
 )
 def test_partial_config_overrides_the_preset_key_by_key(profile, overrides, expected):
@@ -127,7 +152,15 @@ def test_partial_config_overrides_the_preset_key_by_key(profile, overrides, expe
 
 def test_normalized_config_has_every_key():
     assert set(normalize_config("minimal", {})) == {
-        "analysis_duration", "test_timeout", "enable_fuzzing", "enable_profiling",
-        "enable_pentesting", "enable_code_coverage", "health_check_timeout",
-        "health_check_path", "ports", "environment", "allow_egress",
+        "analysis_duration",
+        "test_timeout",
+        "enable_fuzzing",
+        "enable_profiling",
+        "enable_pentesting",
+        "enable_code_coverage",
+        "health_check_timeout",
+        "health_check_path",
+        "ports",
+        "environment",
+        "allow_egress",
     }

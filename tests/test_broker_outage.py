@@ -28,14 +28,21 @@ from tests.sandbox_world import IMAGE_DIGEST, IMAGE_REF, SandboxWorld
 from tests.test_dispatch import SUBMIT, broker_unreachable, dispatch
 from vexxy.celery import app as celery_app
 
-BODY = {"image_ref": IMAGE_REF, "image_digest": IMAGE_DIGEST, "profile": "custom",
-        "config": {"analysis_duration": 90}}
+BODY = {
+    "image_ref": IMAGE_REF,
+    "image_digest": IMAGE_DIGEST,
+    "profile": "custom",
+    "config": {"analysis_duration": 90},
+}
 
 
 def received(output: ProcessOutput) -> list[str]:
     """The worker's "Task analysis.run_analysis[...] received" lines so far."""
-    return [line for line in list(output.lines)
-            if "analysis.run_analysis[" in line and "received" in line]
+    return [
+        line
+        for line in list(output.lines)
+        if "analysis.run_analysis[" in line and "received" in line
+    ]
 
 
 @pytest.mark.timeout(300)
@@ -65,8 +72,9 @@ def test_a_job_submitted_while_the_broker_is_down_is_dispatched_once_and_complet
     assert task_id
 
     world = SandboxWorld(sandbox_ready, job)
-    wait_until(lambda: deployment_of_attempt(world, task_id), 60,
-               f"the Deployment of attempt {task_id}")
+    wait_until(
+        lambda: deployment_of_attempt(world, task_id), 60, f"the Deployment of attempt {task_id}"
+    )
     assert world.start_pod()
     world.profile("ready")  # learning: the worker keeps polling in ``observe``
     wait_until(lambda: current(job).status == "analyzing", 60, "the job analyzing")
@@ -76,8 +84,13 @@ def test_a_job_submitted_while_the_broker_is_down_is_dispatched_once_and_complet
     assert deployment_requests(world).count("create") == 1, deployment_requests(world)
 
     # Published once, and never again.
-    assert dispatch() == {"lost": [], "pending": [], "published": [], "failed": [],
-                          "dry_run": False}
+    assert dispatch() == {
+        "lost": [],
+        "pending": [],
+        "published": [],
+        "failed": [],
+        "dry_run": False,
+    }
     wait_until(lambda: world.remaining() == [], 30, "the attempt's cleanup")
     collect_garbage(world)
     assert reconcile_dry_run()["deleted"] == []

@@ -38,9 +38,13 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def breaker(clean_cache, clock) -> CircuitBreaker:
-    return CircuitBreaker(f"test-{uuid.uuid4().hex[:8]}", failure_threshold=THRESHOLD,
-                          recovery_timeout=RECOVERY, expected_exceptions=(ConnectionError,),
-                          clock=clock)
+    return CircuitBreaker(
+        f"test-{uuid.uuid4().hex[:8]}",
+        failure_threshold=THRESHOLD,
+        recovery_timeout=RECOVERY,
+        expected_exceptions=(ConnectionError,),
+        clock=clock,
+    )
 
 
 class Calls:
@@ -160,16 +164,26 @@ def test_an_unexpected_exception_in_the_probe_frees_the_probe(breaker, clock):
 
 
 def test_snapshot(breaker, clock):
-    expected = {"name": breaker.name, "state": "closed", "failures": 0,
-                "failure_threshold": THRESHOLD, "opened_at": None, "retry_after": None}
+    expected = {
+        "name": breaker.name,
+        "state": "closed",
+        "failures": 0,
+        "failure_threshold": THRESHOLD,
+        "opened_at": None,
+        "retry_after": None,
+    }
     assert breaker.snapshot() == expected
     fail(breaker, 2)
     assert breaker.snapshot() == {**expected, "failures": 2}
     fail(breaker, THRESHOLD - 2)
     opened_at = clock.now
     clock.advance(10)
-    assert breaker.snapshot() == {**expected, "state": "open", "opened_at": opened_at,
-                                  "retry_after": RECOVERY - 10}
+    assert breaker.snapshot() == {
+        **expected,
+        "state": "open",
+        "opened_at": opened_at,
+        "retry_after": RECOVERY - 10,
+    }
     clock.advance(RECOVERY)
     assert breaker.snapshot() == {**expected, "state": "half_open", "opened_at": opened_at}
     breaker.reset()
@@ -235,8 +249,12 @@ def start_together(count: int, target) -> list[threading.Thread]:
 def test_concurrent_failures_are_all_counted(clean_cache, clock):
     """N calls failing at the same time are N consecutive failures: the circuit opens."""
     threads_count = 12
-    breaker = CircuitBreaker("concurrent-failures", failure_threshold=threads_count,
-                             expected_exceptions=(ConnectionError,), clock=clock)
+    breaker = CircuitBreaker(
+        "concurrent-failures",
+        failure_threshold=threads_count,
+        expected_exceptions=(ConnectionError,),
+        clock=clock,
+    )
     raised = []
 
     def call():
@@ -319,8 +337,15 @@ CHILD = textwrap.dedent("""
 
 
 def run_child(env: dict[str, str], failures: int) -> list[str]:
-    result = subprocess.run([sys.executable, "-c", CHILD.format(failures=failures)], env=env,
-                            cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD.format(failures=failures)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout.splitlines()
 

@@ -22,16 +22,22 @@ NAMESPACE_PATH = f"/api/v1/namespaces/{SANDBOX}"
 @pytest.fixture
 def breaker_settings(settings, clean_cache):
     settings.K8S_MAX_ATTEMPTS = 3
-    settings.CIRCUIT_BREAKERS = {"kubernetes": {
-        **django_settings.CIRCUIT_BREAKERS["kubernetes"], "failure_threshold": 4}}
+    settings.CIRCUIT_BREAKERS = {
+        "kubernetes": {**django_settings.CIRCUIT_BREAKERS["kubernetes"], "failure_threshold": 4}
+    }
     forget_breakers()
     yield
     forget_breakers()
 
 
 def read_namespace(sleeps: list[float]):
-    return call("read namespace", client.CoreV1Api(api_client()).read_namespace, SANDBOX,
-                resource=f"namespaces/{SANDBOX}", retry_sleep=sleeps.append)
+    return call(
+        "read namespace",
+        client.CoreV1Api(api_client()).read_namespace,
+        SANDBOX,
+        resource=f"namespaces/{SANDBOX}",
+        retry_sleep=sleeps.append,
+    )
 
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("breaker_settings")]
@@ -58,17 +64,33 @@ def test_retry_after_of_a_429_is_honoured(kube_api):
 def test_a_404_is_an_answer_not_a_failure(kube_api):
     sleeps: list[float] = []
     with pytest.raises(KubernetesError) as raised:
-        call("read deployment", client.AppsV1Api(api_client()).read_namespaced_deployment,
-             "nope", SANDBOX, resource="deployments/nope", retry_sleep=sleeps.append)
+        call(
+            "read deployment",
+            client.AppsV1Api(api_client()).read_namespaced_deployment,
+            "nope",
+            SANDBOX,
+            resource="deployments/nope",
+            retry_sleep=sleeps.append,
+        )
     assert not isinstance(raised.value, TransientKubernetesError)
-    assert raised.value.details == {"operation": "read deployment", "status_code": 404,
-                                    "resource": "deployments/nope"}
+    assert raised.value.details == {
+        "operation": "read deployment",
+        "status_code": 404,
+        "resource": "deployments/nope",
+    }
     assert raised.value.status_code == 502
     assert sleeps == []
     assert get_breaker("kubernetes").snapshot()["failures"] == 0
-    assert call("delete deployment",
-                client.AppsV1Api(api_client()).delete_namespaced_deployment, "nope", SANDBOX,
-                missing_ok=True) is None
+    assert (
+        call(
+            "delete deployment",
+            client.AppsV1Api(api_client()).delete_namespaced_deployment,
+            "nope",
+            SANDBOX,
+            missing_ok=True,
+        )
+        is None
+    )
 
 
 def test_persistent_503s_open_the_circuit_and_then_no_request_is_sent(kube_api):
@@ -86,8 +108,7 @@ def test_persistent_503s_open_the_circuit_and_then_no_request_is_sent(kube_api):
 
     with pytest.raises(ServiceUnavailableError) as rejected:
         read_namespace(sleeps)
-    assert rejected.value.details == {
-        "service": "kubernetes", "reason": "circuit open"}
+    assert rejected.value.details == {"service": "kubernetes", "reason": "circuit open"}
     assert len(kube_api.requests_to(NAMESPACE_PATH)) == seen
 
 
@@ -97,6 +118,8 @@ def test_an_unreachable_api_is_service_unavailable():
     with pytest.raises(KubernetesUnreachableError) as raised:
         read_namespace(sleeps)
     assert raised.value.status_code == 503
-    assert raised.value.details == {"service": "kubernetes",
-                                    "reason": "API unreachable during read namespace"}
+    assert raised.value.details == {
+        "service": "kubernetes",
+        "reason": "API unreachable during read namespace",
+    }
     assert len(sleeps) == 2

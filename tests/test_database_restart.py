@@ -34,8 +34,10 @@ def test_a_job_survives_a_database_restart_and_the_worker_keeps_serving(
     workers, sandbox_ready, job
 ):
     if connection.vendor != "postgresql" or not RESTART:
-        pytest.skip("needs a PostgreSQL server this test may restart (CI provides one and "
-                    "VEXXY_TEST_PG_RESTART)")
+        pytest.skip(
+            "needs a PostgreSQL server this test may restart (CI provides one and "
+            "VEXXY_TEST_PG_RESTART)"
+        )
     world = SandboxWorld(sandbox_ready, job)
     assert publish(job.pk) == PUBLISHED
     process, output = run_until_observing(world, workers, "pg")
@@ -51,9 +53,9 @@ def test_a_job_survives_a_database_restart_and_the_worker_keeps_serving(
 
     with correlation_scope("after-restart"):
         echo_request_id.apply_async(queue=workers.queue)
-    output.wait_for(lambda line: "echo_request_id ran" in line and "after-restart" in line,
-                    timeout=60)
+    output.wait_for(
+        lambda line: "echo_request_id ran" in line and "after-restart" in line, timeout=60
+    )
     assert process.poll() is None  # the same worker, still serving
     collect_garbage(world)
     assert reconcile_dry_run()["deleted"] == []
-

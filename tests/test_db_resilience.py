@@ -15,8 +15,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def postgresql(settings):
     if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: the test ends this connection's server process, "
-                    "which SQLite does not have (CI runs it on PostgreSQL)")
+        pytest.skip(
+            "needs PostgreSQL: the test ends this connection's server process, "
+            "which SQLite does not have (CI runs it on PostgreSQL)"
+        )
     settings.DB_RETRY_INITIAL_DELAY = 0
 
 
@@ -25,17 +27,24 @@ def kill_this_connection() -> None:
     connection.ensure_connection()
     backend = connection.connection.info.backend_pid
     params = connection.get_connection_params()
-    dsn = {key: params[key] for key in ("dbname", "user", "password", "host", "port")
-           if params.get(key)}
+    dsn = {
+        key: params[key]
+        for key in ("dbname", "user", "password", "host", "port")
+        if params.get(key)
+    }
     with psycopg.connect(**dsn, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [backend])
 
 
 @pytest.mark.usefixtures("postgresql")
 def test_a_status_change_is_retried_on_a_new_connection(organization):
-    job = AnalysisJob.objects.create(organization=organization, image_ref="nginx:1.27",
-                                     image_digest="sha256:" + "f" * 64,
-                                     config={"analysis_duration": 120}, celery_task_id="t1")
+    job = AnalysisJob.objects.create(
+        organization=organization,
+        image_ref="nginx:1.27",
+        image_digest="sha256:" + "f" * 64,
+        config={"analysis_duration": 120},
+        celery_task_id="t1",
+    )
     kill_this_connection()
 
     transition(job, JobStatus.RUNNING, where={"celery_task_id": "t1"})

@@ -30,8 +30,7 @@ def _forget_connections() -> None:
 def broker_unreachable():
     """Publishing goes to a Redis port where nothing listens."""
     conf = celery_app.conf
-    saved = (conf.get("broker_write_url"), conf.broker_transport_options,
-             conf.task_always_eager)
+    saved = (conf.get("broker_write_url"), conf.broker_transport_options, conf.task_always_eager)
     # broker_write_url: the CELERY_BROKER_URL environment variable (CI) outranks broker_url.
     conf.broker_write_url = f"redis://127.0.0.1:{free_port()}/0"
     conf.broker_transport_options = {"socket_connect_timeout": 1}
@@ -71,8 +70,10 @@ def test_broker_down_at_submit_then_dispatched_once(
     api, django_capture_on_commit_callbacks, caplog, settings
 ):
     with broker_unreachable():
-        with caplog.at_level(logging.WARNING, "analysis.dispatch"), \
-                django_capture_on_commit_callbacks(execute=True):
+        with (
+            caplog.at_level(logging.WARNING, "analysis.dispatch"),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
             response = api.post(SUBMIT, VALID, format="json")
         assert response.status_code == 201
         job = AnalysisJob.objects.get(pk=response.json()["job_id"])
@@ -90,17 +91,30 @@ def test_broker_down_at_submit_then_dispatched_once(
     job.refresh_from_db()
     assert job.dispatched_at is not None
     assert (job.attempts, job.status, job.error_code) == (1, "failed", "SERVICE_UNAVAILABLE")
-    assert dispatch() == {"lost": [], "pending": [], "published": [], "failed": [],
-                          "dry_run": False}
+    assert dispatch() == {
+        "lost": [],
+        "pending": [],
+        "published": [],
+        "failed": [],
+        "dry_run": False,
+    }
 
 
 @pytest.mark.django_db
 def test_dispatch_publishes_pending_jobs_exactly_once(organization):
-    job = AnalysisJob.objects.create(organization=organization, image_ref="nginx:1.27",
-                                     image_digest=VALID["image_digest"],
-                                     config={"analysis_duration": 120})
-    assert dispatch("--dry-run") == {"lost": [], "pending": [str(job.pk)], "published": [],
-                                     "failed": [], "dry_run": True}
+    job = AnalysisJob.objects.create(
+        organization=organization,
+        image_ref="nginx:1.27",
+        image_digest=VALID["image_digest"],
+        config={"analysis_duration": 120},
+    )
+    assert dispatch("--dry-run") == {
+        "lost": [],
+        "pending": [str(job.pk)],
+        "published": [],
+        "failed": [],
+        "dry_run": True,
+    }
     job.refresh_from_db()
     assert job.dispatched_at is None
 
@@ -117,9 +131,12 @@ def test_dispatch_publishes_pending_jobs_exactly_once(organization):
 
 @pytest.mark.django_db
 def test_publish_reports_a_broker_outage(organization, broker_down):
-    job = AnalysisJob.objects.create(organization=organization, image_ref="nginx:1.27",
-                                     image_digest=VALID["image_digest"],
-                                     config={"analysis_duration": 120})
+    job = AnalysisJob.objects.create(
+        organization=organization,
+        image_ref="nginx:1.27",
+        image_digest=VALID["image_digest"],
+        config={"analysis_duration": 120},
+    )
     assert publish(job.pk) == BROKER_DOWN
     job.refresh_from_db()
     assert (job.dispatched_at, job.celery_task_id) == (None, "")
@@ -136,9 +153,13 @@ def test_a_publish_that_was_lost_is_published_again_and_the_old_message_refused(
     from analysis import jobs
 
     job = AnalysisJob.objects.create(
-        organization=organization, image_ref="nginx:1.27", image_digest=VALID["image_digest"],
-        config={"analysis_duration": 120}, celery_task_id="lost-message",
-        dispatched_at=timezone.now() - timedelta(hours=3))
+        organization=organization,
+        image_ref="nginx:1.27",
+        image_digest=VALID["image_digest"],
+        config={"analysis_duration": 120},
+        celery_task_id="lost-message",
+        dispatched_at=timezone.now() - timedelta(hours=3),
+    )
 
     planned = dispatch("--dry-run")
     assert (planned["lost"], planned["published"]) == ([str(job.pk)], [])

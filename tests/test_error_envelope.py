@@ -25,8 +25,16 @@ PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 # Nothing of the failure's internals may reach a 5xx body.
 INTERNALS = (
-    SECRET_TEXT, "hunter2", "db.internal", "5432", DRIVER_TEXT, "FATAL",
-    "RuntimeError", "OperationalError", "Traceback", "could not connect",
+    SECRET_TEXT,
+    "hunter2",
+    "db.internal",
+    "5432",
+    DRIVER_TEXT,
+    "FATAL",
+    "RuntimeError",
+    "OperationalError",
+    "Traceback",
+    "could not connect",
 )
 NO_SUCH_API_URL = "/api/v1/does-not-exist"
 
@@ -101,106 +109,198 @@ INTERNAL = {"service": "vexxy"}
 
 SOURCES = {
     "drf-field-validation": Source(
-        "post", "/api/test/submit", 400, "VALIDATION_ERROR",
-        {"errors": [
-            {"field": "image_ref", "code": "required", "message": "This field is required."},
-            {"field": "config.ports.0", "code": "max_value",
-             "message": "Ensure this value is less than or equal to 65535."},
-            {"field": "config.ports.2", "code": "invalid",
-             "message": "A valid integer is required."},
-            {"field": "config.mounts.1.path", "code": "required",
-             "message": "This field is required."},
-        ]},
+        "post",
+        "/api/test/submit",
+        400,
+        "VALIDATION_ERROR",
+        {
+            "errors": [
+                {"field": "image_ref", "code": "required", "message": "This field is required."},
+                {
+                    "field": "config.ports.0",
+                    "code": "max_value",
+                    "message": "Ensure this value is less than or equal to 65535.",
+                },
+                {
+                    "field": "config.ports.2",
+                    "code": "invalid",
+                    "message": "A valid integer is required.",
+                },
+                {
+                    "field": "config.mounts.1.path",
+                    "code": "required",
+                    "message": "This field is required.",
+                },
+            ]
+        },
         kwargs=submit({"config": {"ports": [70000, 80, "x"], "mounts": [{"path": "/a"}, {}]}}),
     ),
     "drf-non-field-validation": Source(
-        "post", "/api/test/submit", 400, "VALIDATION_ERROR",
-        {"errors": [
-            {"field": None, "code": "forbidden", "message": "This image may not be analysed."},
-        ]},
+        "post",
+        "/api/test/submit",
+        400,
+        "VALIDATION_ERROR",
+        {
+            "errors": [
+                {"field": None, "code": "forbidden", "message": "This image may not be analysed."},
+            ]
+        },
         kwargs=submit({"image_ref": "forbidden", "config": {"ports": [443]}}),
     ),
     "unknown-api-url": Source(
-        "get", NO_SUCH_API_URL, 404, "RESOURCE_NOT_FOUND",
+        "get",
+        NO_SUCH_API_URL,
+        404,
+        "RESOURCE_NOT_FOUND",
         not_found("endpoint", NO_SUCH_API_URL),
     ),
     "drf-unhandled-exception": raised("runtime-error", 500, "INTERNAL_ERROR", INTERNAL),
     "plain-unhandled-exception": Source(
-        "get", "/api/test/plain/runtime-error", 500, "INTERNAL_ERROR", INTERNAL,
+        "get",
+        "/api/test/plain/runtime-error",
+        500,
+        "INTERNAL_ERROR",
+        INTERNAL,
     ),
     "database-unreachable": raised(
-        "operational-error", 503, "DATABASE_ERROR", {"operation": "read"},
+        "operational-error",
+        503,
+        "DATABASE_ERROR",
+        {"operation": "read"},
         headers={"Retry-After": "5"},
     ),
     "malformed-json": Source(
-        "post", "/api/test/submit", 400, "MALFORMED_REQUEST", {},
+        "post",
+        "/api/test/submit",
+        400,
+        "MALFORMED_REQUEST",
+        {},
         kwargs=submit('{"image_ref": '),
     ),
     "drf-wrong-method": Source(
-        "get", "/api/test/submit", 405, "METHOD_NOT_ALLOWED",
+        "get",
+        "/api/test/submit",
+        405,
+        "METHOD_NOT_ALLOWED",
         {"method": "GET", "allowed_methods": ["POST", "OPTIONS"]},
         headers={"Allow": "POST, OPTIONS"},
     ),
     "health-wrong-method": Source(
-        "post", "/health", 405, "METHOD_NOT_ALLOWED",
+        "post",
+        "/health",
+        405,
+        "METHOD_NOT_ALLOWED",
         {"method": "POST", "allowed_methods": ["GET", "HEAD"]},
         headers={"Allow": "GET, HEAD"},
     ),
     "wrong-media-type": Source(
-        "post", "/api/test/submit", 415, "UNSUPPORTED_MEDIA_TYPE", {"media_type": "text/plain"},
+        "post",
+        "/api/test/submit",
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        {"media_type": "text/plain"},
         kwargs=submit("image_ref=x", content_type="text/plain"),
     ),
     "oversized-body": Source(
-        "post", "/api/test/submit", 413, "PAYLOAD_TOO_LARGE", {"limit_bytes": 64},
-        kwargs=submit({"image_ref": "x" * 100}), body_limit=64,
+        "post",
+        "/api/test/submit",
+        413,
+        "PAYLOAD_TOO_LARGE",
+        {"limit_bytes": 64},
+        kwargs=submit({"image_ref": "x" * 100}),
+        body_limit=64,
     ),
     "disallowed-host": Source(
-        "get", "/api/test/items/1", 400, "INVALID_HOST", {},
+        "get",
+        "/api/test/items/1",
+        400,
+        "INVALID_HOST",
+        {},
         kwargs={"HTTP_HOST": "evil.example"},
     ),
     "csrf-failure-plain-view": Source(
-        "post", "/api/test/plain/csrf", 403, "FORBIDDEN", {}, enforce_csrf=True,
+        "post",
+        "/api/test/plain/csrf",
+        403,
+        "FORBIDDEN",
+        {},
+        enforce_csrf=True,
     ),
     "drf-not-authenticated": Source(
-        "get", "/api/test/protected", 401, "UNAUTHORIZED", {},
+        "get",
+        "/api/test/protected",
+        401,
+        "UNAUTHORIZED",
+        {},
         headers={"WWW-Authenticate": 'Api-Key realm="api"'},
     ),
     "drf-permission-denied": raised(
-        "permission-denied", 403, "FORBIDDEN", {}, message="Not your job.",
+        "permission-denied",
+        403,
+        "FORBIDDEN",
+        {},
+        message="Not your job.",
     ),
     "plain-permission-denied": Source(
-        "get", "/api/test/plain/permission-denied", 403, "FORBIDDEN", {},
+        "get",
+        "/api/test/plain/permission-denied",
+        403,
+        "FORBIDDEN",
+        {},
     ),
     "drf-not-found": raised(
-        "not-found", 404, "RESOURCE_NOT_FOUND",
-        not_found("resource", "/api/test/raise/not-found"), message="No such thing.",
+        "not-found",
+        404,
+        "RESOURCE_NOT_FOUND",
+        not_found("resource", "/api/test/raise/not-found"),
+        message="No such thing.",
     ),
     "plain-http404": Source(
-        "get", "/api/test/plain/not-found", 404, "RESOURCE_NOT_FOUND",
+        "get",
+        "/api/test/plain/not-found",
+        404,
+        "RESOURCE_NOT_FOUND",
         not_found("resource", "/api/test/plain/not-found"),
     ),
     "drf-throttled": raised(
-        "throttled", 429, "RATE_LIMITED", {"wait_seconds": 12}, headers={"Retry-After": "12"},
+        "throttled",
+        429,
+        "RATE_LIMITED",
+        {"wait_seconds": 12},
+        headers={"Retry-After": "12"},
     ),
     "quota-exceeded": raised(
-        "quota-exceeded", 429, "QUOTA_EXCEEDED",
+        "quota-exceeded",
+        429,
+        "QUOTA_EXCEEDED",
         {"quota_type": "monthly_analyses", "limit": 100, "current": 100},
         message="monthly_analyses quota exceeded: 100 of 100 used",
         headers={"Retry-After": "3600"},
     ),
     "service-unavailable": raised(
-        "service-unavailable", 503, "SERVICE_UNAVAILABLE",
+        "service-unavailable",
+        503,
+        "SERVICE_UNAVAILABLE",
         {"service": "kubernetes", "reason": "no cluster"},
-        message="kubernetes is unavailable: no cluster", headers={"Retry-After": "30"},
+        message="kubernetes is unavailable: no cluster",
+        headers={"Retry-After": "30"},
     ),
     "job-not-found": raised(
-        "job-not-found", 404, "RESOURCE_NOT_FOUND", not_found("Analysis Job", "3f1c0d2e"),
+        "job-not-found",
+        404,
+        "RESOURCE_NOT_FOUND",
+        not_found("Analysis Job", "3f1c0d2e"),
         message="Analysis Job not found: 3f1c0d2e",
     ),
     "invalid-job-state": raised(
-        "invalid-job-state", 409, "INVALID_JOB_STATE",
-        {"job_id": "3f1c0d2e", "current_state": "running",
-         "required_state": ["complete", "failed"]},
+        "invalid-job-state",
+        409,
+        "INVALID_JOB_STATE",
+        {
+            "job_id": "3f1c0d2e",
+            "current_state": "running",
+            "required_state": ["complete", "failed"],
+        },
         message="Job 3f1c0d2e is running; this requires complete or failed",
     ),
 }
@@ -215,8 +315,12 @@ def by_name(sources: dict[str, Source]):
 def test_error_source_answers_with_the_envelope(source: Source, settings):
     response = source.send(settings)
     assert_envelope(
-        response, source.status, source.code, source.details,
-        message=source.message, headers=source.headers,
+        response,
+        source.status,
+        source.code,
+        source.details,
+        message=source.message,
+        headers=source.headers,
     )
 
 
@@ -258,7 +362,9 @@ def test_5xx_body_hides_internals_that_the_log_keeps(source: Source, settings, l
 @pytest.mark.urls("vexxy.urls")
 def test_unknown_api_url_on_the_real_urlconf(client):
     assert_envelope(
-        client.get(NO_SUCH_API_URL), 404, "RESOURCE_NOT_FOUND",
+        client.get(NO_SUCH_API_URL),
+        404,
+        "RESOURCE_NOT_FOUND",
         not_found("endpoint", NO_SUCH_API_URL),
     )
 
@@ -266,10 +372,16 @@ def test_unknown_api_url_on_the_real_urlconf(client):
 @pytest.mark.parametrize(
     ("path", "details", "message"),
     [
-        (NO_SUCH_API_URL, not_found("endpoint", NO_SUCH_API_URL),
-         f"No endpoint at {NO_SUCH_API_URL}"),
-        ("/api/test/raise/job-not-found", not_found("Analysis Job", "3f1c0d2e"),
-         "Analysis Job not found: 3f1c0d2e"),
+        (
+            NO_SUCH_API_URL,
+            not_found("endpoint", NO_SUCH_API_URL),
+            f"No endpoint at {NO_SUCH_API_URL}",
+        ),
+        (
+            "/api/test/raise/job-not-found",
+            not_found("Analysis Job", "3f1c0d2e"),
+            "Analysis Job not found: 3f1c0d2e",
+        ),
     ],
     ids=["unknown-url", "drf-view"],
 )
@@ -277,8 +389,13 @@ def test_problem_json_is_the_envelope_plus_rfc9457_members(client, path, details
     response = client.get(path, headers={"Accept": "application/problem+json"})
 
     body = assert_envelope(
-        response, 404, "RESOURCE_NOT_FOUND", details, message=message,
-        content_type="application/problem+json", extra_keys=PROBLEM_KEYS,
+        response,
+        404,
+        "RESOURCE_NOT_FOUND",
+        details,
+        message=message,
+        content_type="application/problem+json",
+        extra_keys=PROBLEM_KEYS,
     )
     assert body["type"] == "urn:vexxy:error:resource-not-found"
     assert body["title"] == "Not Found"

@@ -32,8 +32,12 @@ def test_health_is_healthy_with_the_sandbox_disabled(client, sandbox_disabled, c
     checks = body["checks"]
     assert set(checks) == {"database", "celery", "kubernetes", "kubescape", "circuit_breakers"}
     assert checks["database"]["status"] == "healthy"
-    assert checks["celery"] == {"status": "healthy", "required": True, "mode": "eager",
-                                "latency_ms": checks["celery"]["latency_ms"]}
+    assert checks["celery"] == {
+        "status": "healthy",
+        "required": True,
+        "mode": "eager",
+        "latency_ms": checks["celery"]["latency_ms"],
+    }
     for name in ("kubernetes", "kubescape"):
         assert checks[name]["status"] == "disabled"
         assert checks[name]["required"] is False
@@ -92,8 +96,11 @@ def test_readyz_checks_only_the_database(client, unreachable_cluster):
 def test_livez_needs_no_dependency(client):
     response = client.get("/livez")
     assert response.status_code == 200
-    assert response.json() == {"status": "alive", "service": "vexxy-premium",
-                               "request_id": response["X-Request-ID"]}
+    assert response.json() == {
+        "status": "alive",
+        "service": "vexxy-premium",
+        "request_id": response["X-Request-ID"],
+    }
 
 
 @pytest.mark.timeout(120)
@@ -108,9 +115,18 @@ def test_process_starts_with_the_database_down_and_says_so(tmp_path):
         "PYTHONUNBUFFERED": "1",
     }
     process, output = start_process(
-        [sys.executable, "-m", "gunicorn", "vexxy.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1"],
-        env=env, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "vexxy.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+        ],
+        env=env,
+        cwd=REPO,
     )
     try:
         # The master listens before it forks: from here on connections queue, never refuse.
@@ -125,8 +141,11 @@ def test_process_starts_with_the_database_down_and_says_so(tmp_path):
         assert body["error"] == "SERVICE_UNAVAILABLE"
         assert "database" in body["details"]["unhealthy"]
         assert body["checks"]["database"] == {
-            "status": "unhealthy", "required": True, "reason": "database unreachable",
-            "vendor": "postgresql", "latency_ms": body["checks"]["database"]["latency_ms"],
+            "status": "unhealthy",
+            "required": True,
+            "reason": "database unreachable",
+            "vendor": "postgresql",
+            "latency_ms": body["checks"]["database"]["latency_ms"],
         }
         assert body["request_id"] == headers["X-Request-ID"]
 
@@ -157,10 +176,19 @@ def _get(url: str) -> tuple[int, dict, dict]:
 def test_production_refuses_unsafe_settings(env, problem, tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
-        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "vexxy.settings",
-             "ENVIRONMENT": "production", "ALLOWED_HOSTS": "api.example.com",
-             "VEXXY_DATA_DIR": str(tmp_path), **env},
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "vexxy.settings",
+            "ENVIRONMENT": "production",
+            "ALLOWED_HOSTS": "api.example.com",
+            "VEXXY_DATA_DIR": str(tmp_path),
+            **env,
+        },
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode != 0
     assert "Refusing to start with ENVIRONMENT=production" in result.stderr
@@ -170,10 +198,19 @@ def test_production_refuses_unsafe_settings(env, problem, tmp_path):
 def test_production_starts_with_safe_settings(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); print('ok')"],
-        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "vexxy.settings",
-             "ENVIRONMENT": "production", "SECRET_KEY": "s" * 50,
-             "ALLOWED_HOSTS": "api.example.com", "VEXXY_DATA_DIR": str(tmp_path)},
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "vexxy.settings",
+            "ENVIRONMENT": "production",
+            "SECRET_KEY": "s" * 50,
+            "ALLOWED_HOSTS": "api.example.com",
+            "VEXXY_DATA_DIR": str(tmp_path),
+        },
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

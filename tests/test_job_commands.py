@@ -24,14 +24,21 @@ def make_job(organization, status: str = "queued", age_days: float = 0, **fields
     if status in ("complete", "failed", "cancelled"):
         fields.setdefault("completed_at", moment)
     return AnalysisJob.objects.create(
-        organization=organization, image_ref="nginx:1.27", image_digest="sha256:" + "c" * 64,
-        config=normalize_config("minimal", {}), status=status, created_at=moment, **fields)
+        organization=organization,
+        image_ref="nginx:1.27",
+        image_digest="sha256:" + "c" * 64,
+        config=normalize_config("minimal", {}),
+        status=status,
+        created_at=moment,
+        **fields,
+    )
 
 
 def with_results(job: AnalysisJob, evidence: int = 1, vex: int = 1) -> AnalysisJob:
     for _ in range(evidence):
-        AnalysisEvidence.objects.create(job=job, evidence_type="manifest", data={}, size_bytes=2,
-                                        sha256="f" * 64)
+        AnalysisEvidence.objects.create(
+            job=job, evidence_type="manifest", data={}, size_bytes=2, sha256="f" * 64
+        )
     for _ in range(vex):
         VexDocument.objects.create(job=job, document={})
     return job
@@ -57,8 +64,12 @@ def refused(command: str, *args: str) -> str:
 
 
 def table_sizes() -> tuple[int, int, int, int]:
-    return (AnalysisJob.objects.count(), AnalysisEvidence.objects.count(),
-            VexDocument.objects.count(), MonthlyUsage.objects.count())
+    return (
+        AnalysisJob.objects.count(),
+        AnalysisEvidence.objects.count(),
+        VexDocument.objects.count(),
+        MonthlyUsage.objects.count(),
+    )
 
 
 # retry_job / cancel_job
@@ -70,12 +81,19 @@ def test_retry_job_requeues_and_publishes(organization, django_capture_on_commit
     json_job = make_job(organization, "cancelled")
     with django_capture_on_commit_callbacks(execute=True):  # the publish runs after commit
         assert run("retry_job", str(text_job.pk)) == f"Job {text_job.pk} requeued"
-        assert run_json("retry_job", str(json_job.pk)) == {"job_id": str(json_job.pk),
-                                                            "status": "queued", "dry_run": False}
+        assert run_json("retry_job", str(json_job.pk)) == {
+            "job_id": str(json_job.pk),
+            "status": "queued",
+            "dry_run": False,
+        }
     for job in (text_job, json_job):
         job.refresh_from_db()
         assert (job.status, job.error_code, job.attempts, job.completed_at) == (
-            "queued", "", 0, None)
+            "queued",
+            "",
+            0,
+            None,
+        )
         assert job.dispatched_at is not None
         assert job.celery_task_id
 
@@ -84,7 +102,8 @@ def test_retry_job_requeues_and_publishes(organization, django_capture_on_commit
 def test_retry_job_refusals(organization):
     complete = make_job(organization, "complete")
     assert refused("retry_job", str(complete.pk)).startswith(
-        f"INVALID_JOB_STATE: Job {complete.pk} is complete")  # checked before the sandbox
+        f"INVALID_JOB_STATE: Job {complete.pk} is complete"
+    )  # checked before the sandbox
     failed = make_job(organization, "failed")
     assert refused("retry_job", str(failed.pk)).startswith("SERVICE_UNAVAILABLE: ")
     failed.refresh_from_db()
@@ -105,7 +124,10 @@ def test_cancel_job(organization):
     call_command("cancel_job", str(running.pk), "--json", stdout=out)
     report = json.loads(out.getvalue())
     assert {k: report[k] for k in ("job_id", "status", "dry_run")} == {
-        "job_id": str(running.pk), "status": "cancelled", "dry_run": False}
+        "job_id": str(running.pk),
+        "status": "cancelled",
+        "dry_run": False,
+    }
     for job in (queued, running):
         job.refresh_from_db()
         assert job.status == "cancelled"
@@ -113,7 +135,8 @@ def test_cancel_job(organization):
         assert job.cancelled_by.startswith("command:")
     assert running.cancelled_by == f"command:{report['request_id']}"
     assert refused("cancel_job", str(queued.pk)).startswith(
-        f"INVALID_JOB_STATE: Job {queued.pk} is cancelled")
+        f"INVALID_JOB_STATE: Job {queued.pk} is cancelled"
+    )
 
 
 # cleanup_jobs
@@ -130,15 +153,22 @@ def test_cleanup_dry_run_then_the_real_run_deletes_exactly_that(organization):
         with_results(make_job(organization, "complete", age_days=29)),
         # created long ago, finished recently
         make_job(organization, "failed", age_days=40, completed_at=timezone.now()),
-        *(with_results(make_job(organization, status, age_days=90))
-          for status in ("queued", "running", "analyzing")),
+        *(
+            with_results(make_job(organization, status, age_days=90))
+            for status in ("queued", "running", "analyzing")
+        ),
     ]
     before = table_sizes()
 
     planned = run_json("cleanup_jobs", "--older-than", "30", "--dry-run")
     expected_ids = [str(job.pk) for job in old]
-    assert planned == {"jobs": 3, "evidence": 3, "vex_documents": 1, "job_ids": expected_ids,
-                       "dry_run": True}
+    assert planned == {
+        "jobs": 3,
+        "evidence": 3,
+        "vex_documents": 1,
+        "job_ids": expected_ids,
+        "dry_run": True,
+    }
     assert table_sizes() == before
 
     done = run_json("cleanup_jobs", "--older-than", "30")
@@ -154,7 +184,8 @@ def test_cleanup_text_output_and_status_narrowing(organization):
     cancelled = make_job(organization, "cancelled", age_days=10)
     args = ("cleanup_jobs", "--older-than", "7", "--status", "failed")
     assert run(*args, "--dry-run") == (
-        "1 job(s) would be deleted, with 2 evidence row(s) and 0 VEX document(s)")
+        "1 job(s) would be deleted, with 2 evidence row(s) and 0 VEX document(s)"
+    )
     assert run(*args) == "1 job(s) were deleted, with 2 evidence row(s) and 0 VEX document(s)"
     assert set(AnalysisJob.objects.all()) == {complete, cancelled}
     assert run_json(*args, "--status", "cancelled")["job_ids"] == [str(cancelled.pk)]
@@ -170,20 +201,27 @@ def test_cleanup_deletes_in_batches_and_lists_the_first_ids(organization, monkey
     planned = run_json("cleanup_jobs", "--older-than", "1", "--dry-run")
     assert planned["job_ids"] == oldest_first[:3]
     assert run_json("cleanup_jobs", "--older-than", "1") == {
-        "jobs": 5, "evidence": 5, "vex_documents": 5, "job_ids": oldest_first[:3],
-        "dry_run": False}
+        "jobs": 5,
+        "evidence": 5,
+        "vex_documents": 5,
+        "job_ids": oldest_first[:3],
+        "dry_run": False,
+    }
     assert table_sizes()[:3] == (0, 0, 0)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--older-than", "0"), "--older-than must be at least 1"),
-    (("--older-than", "-3"), "--older-than must be at least 1"),
-    (("--older-than", "5", "--status", "running"), "running are active"),
-    (("--older-than", "5", "--status", "complete", "--status", "queued"), "queued are active"),
-    (("--older-than", "5", "--status", "done"), "Unknown status 'done'"),
-    (("--older-than", "soon"), "invalid int value"),
-    ((), "--older-than"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--older-than", "0"), "--older-than must be at least 1"),
+        (("--older-than", "-3"), "--older-than must be at least 1"),
+        (("--older-than", "5", "--status", "running"), "running are active"),
+        (("--older-than", "5", "--status", "complete", "--status", "queued"), "queued are active"),
+        (("--older-than", "5", "--status", "done"), "Unknown status 'done'"),
+        (("--older-than", "soon"), "invalid int value"),
+        ((), "--older-than"),
+    ],
+)
 def test_cleanup_invalid_arguments_change_nothing(organization, args, message):
     make_job(organization, "complete", age_days=400)
     make_job(organization, "running", age_days=400)
@@ -194,10 +232,13 @@ def test_cleanup_invalid_arguments_change_nothing(organization, args, message):
 
 
 @pytest.mark.usefixtures("sandbox_ready", "unconsumed_queue")
-@pytest.mark.parametrize(("command", "status", "outcome"), [
-    ("retry_job", "failed", "queued"), ("cancel_job", "queued", "cancelled")])
+@pytest.mark.parametrize(
+    ("command", "status", "outcome"),
+    [("retry_job", "failed", "queued"), ("cancel_job", "queued", "cancelled")],
+)
 def test_dry_run_applies_the_rules_and_changes_nothing(
-        organization, django_capture_on_commit_callbacks, command, status, outcome):
+    organization, django_capture_on_commit_callbacks, command, status, outcome
+):
     job = make_job(organization, status=status)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         report = run_json(command, str(job.pk), "--dry-run")
@@ -211,10 +252,19 @@ def test_dry_run_applies_the_rules_and_changes_nothing(
 def test_import_dry_run_prints_the_summary_and_stores_nothing(organization):
     fixtures = "tests/fixtures"
     report = run_json(
-        "import_kubescape_results", "--organization", organization.slug,
-        "--image", "nginx:1.13", "--digest", "sha256:" + "3" * 64,
-        "--full", f"{fixtures}/kubevuln_nginx-cve-small.json",
-        "--relevant", f"{fixtures}/nginx-relevant-small.json", "--dry-run")
+        "import_kubescape_results",
+        "--organization",
+        organization.slug,
+        "--image",
+        "nginx:1.13",
+        "--digest",
+        "sha256:" + "3" * 64,
+        "--full",
+        f"{fixtures}/kubevuln_nginx-cve-small.json",
+        "--relevant",
+        f"{fixtures}/nginx-relevant-small.json",
+        "--dry-run",
+    )
     assert (report["job_id"], report["dry_run"]) == (None, True)
     assert report["summary"]["total_statements"] == 4
     assert not AnalysisJob.objects.exists()

@@ -34,12 +34,16 @@ def k8s(kube_api):
 def deployment(name: str) -> dict:
     labels = {"app": name}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "labels": labels},
         "spec": {
-            "replicas": 1, "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels},
-                         "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}},
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+            },
         },
     }
 
@@ -100,8 +104,12 @@ def test_deployment_create_read_replace_delete(kube_api, k8s):
 
     status = apps.delete_namespaced_deployment("web", SANDBOX)
     assert status["status"] == "Success"
-    assert status["details"] == {"name": "web", "group": "apps", "kind": "deployments",
-                                 "uid": meta.uid}
+    assert status["details"] == {
+        "name": "web",
+        "group": "apps",
+        "kind": "deployments",
+        "uid": meta.uid,
+    }
     with pytest.raises(ApiException) as gone:
         apps.read_namespaced_deployment("web", SANDBOX)
     assert gone.value.status == 404
@@ -128,8 +136,9 @@ def test_namespaces(kube_api, k8s):
 def test_label_selectors_are_applied(kube_api, k8s):
     for name, tier in (("a", "web"), ("b", "db"), ("c", None)):
         labels = {"tier": tier} if tier else {}
-        kube_api.put("v1/pods", {"metadata": {"name": name, "namespace": SANDBOX,
-                                              "labels": labels}})
+        kube_api.put(
+            "v1/pods", {"metadata": {"name": name, "namespace": SANDBOX, "labels": labels}}
+        )
     core = client.CoreV1Api(k8s)
 
     def names(selector: str) -> list[str]:
@@ -147,10 +156,13 @@ def test_label_selectors_are_applied(kube_api, k8s):
 def test_kubescape_storage_lists_metadata_only_and_ignores_selectors(kube_api, k8s):
     kube_api.with_kubescape()
     group, plural = "spdx.softwarecomposition.kubescape.io", "vulnerabilitymanifests"
-    kube_api.put(f"{group}/v1beta1/{plural}", {
-        "metadata": {"name": "m", "namespace": "kubescape", "labels": {"a": "b"}},
-        "spec": {"payload": {"matches": []}},
-    })
+    kube_api.put(
+        f"{group}/v1beta1/{plural}",
+        {
+            "metadata": {"name": "m", "namespace": "kubescape", "labels": {"a": "b"}},
+            "spec": {"payload": {"matches": []}},
+        },
+    )
     objects = client.CustomObjectsApi(k8s)
 
     listed = objects.list_namespaced_custom_object(

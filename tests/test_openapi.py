@@ -39,8 +39,7 @@ def test_every_operation_documents_the_envelope_for_its_errors(schema):
 
 def test_the_envelope_component_has_the_five_keys(schema):
     envelope = schema["components"]["schemas"]["ErrorEnvelope"]
-    assert set(envelope["properties"]) == {"error", "message", "details", "timestamp",
-                                           "request_id"}
+    assert set(envelope["properties"]) == {"error", "message", "details", "timestamp", "request_id"}
     assert schema["components"]["securitySchemes"]["ApiKey"]["type"] == "apiKey"
 
 

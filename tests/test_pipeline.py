@@ -41,8 +41,9 @@ from tests.sandbox_world import (
 
 pytestmark = pytest.mark.django_db
 
-SCHEMA = json.loads((Path(__file__).parent.parent / "analysis" / "vex"
-                     / "openvex_json_schema.json").read_text())
+SCHEMA = json.loads(
+    (Path(__file__).parent.parent / "analysis" / "vex" / "openvex_json_schema.json").read_text()
+)
 DURATION = 60
 BUDGET = DURATION + 60  # ANALYSIS_SETUP_ALLOWANCE_SECONDS below
 SANDBOX = django_settings.K8S_SANDBOX_NAMESPACE
@@ -67,9 +68,14 @@ def task_settings(settings):
 
 def make_job(organization, job_id: uuid.UUID | None = None) -> AnalysisJob:
     return AnalysisJob.objects.create(
-        id=job_id or uuid.uuid4(), organization=organization, image_ref=IMAGE_REF,
-        image_digest=IMAGE_DIGEST, profile="custom", celery_task_id=f"task-{uuid.uuid4()}",
-        config=normalize_config("custom", {"analysis_duration": DURATION}))
+        id=job_id or uuid.uuid4(),
+        organization=organization,
+        image_ref=IMAGE_REF,
+        image_digest=IMAGE_DIGEST,
+        profile="custom",
+        celery_task_id=f"task-{uuid.uuid4()}",
+        config=normalize_config("custom", {"analysis_duration": DURATION}),
+    )
 
 
 @pytest.fixture
@@ -118,15 +124,20 @@ def assert_complete(world: SandboxWorld) -> None:
     assert job.generated_vex_id == vex.pk
     Draft202012Validator(SCHEMA).validate(vex.document)
     statuses = {(r["cve_id"], r["package_name"]): r["status"] for r in job.reachability_results}
-    assert statuses == {(m["vulnerability"]["id"], m["artifact"]["name"]):
-                        "affected" if (m["vulnerability"]["id"], m["artifact"]["name"]) in AFFECTED
-                        else "not_affected" for m in FULL_CONTENT["matches"]}
+    assert statuses == {
+        (m["vulnerability"]["id"], m["artifact"]["name"]): "affected"
+        if (m["vulnerability"]["id"], m["artifact"]["name"]) in AFFECTED
+        else "not_affected"
+        for m in FULL_CONTENT["matches"]
+    }
     evidence = {e.evidence_type: e.data for e in job.evidence.all()}
     assert set(evidence) == {"full_manifest", "relevant_manifest"}
     assert evidence["full_manifest"]["metadata"]["name"] == world.image_slug
     relevant = evidence["relevant_manifest"]["metadata"]
     assert (relevant["name"], relevant["annotations"]["kubescape.io/instance-id"]) == (
-        world.slug, world.instance.instance_id)
+        world.slug,
+        world.instance.instance_id,
+    )
     assert_cleaned_up(world)
 
 
@@ -149,8 +160,11 @@ def assert_cleaned_up(world: SandboxWorld) -> None:
 
 
 def test_environment_values_travel_in_a_secret_that_cleanup_removes(world):
-    AnalysisJob.objects.filter(pk=world.job.pk).update(config=normalize_config(
-        "custom", {"analysis_duration": DURATION, "environment": {"TOKEN": "s3cr3t"}}))
+    AnalysisJob.objects.filter(pk=world.job.pk).update(
+        config=normalize_config(
+            "custom", {"analysis_duration": DURATION, "environment": {"TOKEN": "s3cr3t"}}
+        )
+    )
     world.job.refresh_from_db()
     world.script(*world.happy())
 
@@ -191,11 +205,15 @@ def test_every_digest_of_the_image_is_a_product_and_the_notes_give_the_window(wo
     assert world.job.image_digests == [index, IMAGE_DIGEST]
     statements = VexDocument.objects.get(job=world.job).document["statements"]
     assert {tuple(p["hashes"]["sha-256"] for p in s["products"]) for s in statements} == {
-        (index[7:], IMAGE_DIGEST[7:])}
-    assert {r["reason"].split(" was ")[1].split(";")[0].split(",")[0]
-            for r in world.job.reachability_results} == {
+        (index[7:], IMAGE_DIGEST[7:])
+    }
+    assert {
+        r["reason"].split(" was ")[1].split(";")[0].split(",")[0]
+        for r in world.job.reachability_results
+    } == {
         f"not loaded during {DURATION} s of observed execution",
-        f"loaded during {DURATION} s of observed execution"}
+        f"loaded during {DURATION} s of observed execution",
+    }
     # The CycloneDX form is built by the worker, not by the first download.
     bom = VexDocument.objects.get(job=world.job).cyclonedx
     assert bom["metadata"]["component"]["version"] == index
@@ -216,7 +234,10 @@ def test_a_cyclonedx_failure_leaves_the_job_complete_and_says_so(world, monkeypa
     assert vex.cyclonedx is None  # built by the first download instead
     [record] = [r for r in log_records if r.getMessage().startswith("CycloneDX form of VEX")]
     assert (record.levelname, record.vex_id, record.exc_info[0]) == (
-        "ERROR", str(vex.pk), RuntimeError)
+        "ERROR",
+        str(vex.pk),
+        RuntimeError,
+    )
 
 
 def test_decoys_are_never_read(world, organization):
@@ -286,9 +307,12 @@ def test_crash_loop_fails_with_the_pod_and_its_last_log_lines(world):
     assert "logs" not in details
     assert details["log_lines"] == 2
     assert world.job.evidence.get(evidence_type="sandbox_logs").data == [
-        "starting nginx", "emerg: bind() to 0.0.0.0:80 failed (13: Permission denied)"]
-    (log,) = requests_to(world.kube, "GET", f"/api/v1/namespaces/{SANDBOX}/pods/"
-                                            f"{world.pod_name}/log")
+        "starting nginx",
+        "emerg: bind() to 0.0.0.0:80 failed (13: Permission denied)",
+    ]
+    (log,) = requests_to(
+        world.kube, "GET", f"/api/v1/namespaces/{SANDBOX}/pods/{world.pod_name}/log"
+    )
     assert (log.query["container"], log.query["tailLines"]) == ("target", "50")
 
 
@@ -325,8 +349,10 @@ def test_kubernetes_500s_that_recover_are_retried(world):
 
 
 def test_retry_after_of_a_429_is_honoured_on_the_pipeline_clock(world):
-    profile = (f"/apis/spdx.softwarecomposition.kubescape.io/v1beta1/namespaces/{SANDBOX}"
-               f"/containerprofiles/{world.slug}")
+    profile = (
+        f"/apis/spdx.softwarecomposition.kubescape.io/v1beta1/namespaces/{SANDBOX}"
+        f"/containerprofiles/{world.slug}"
+    )
     world.kube.fail(profile, 429, times=1, retry_after=7)  # Kubescape storage: queue full
     world.script(*world.happy())
 
@@ -347,7 +373,10 @@ def test_cancel_during_the_wait_stops_the_run_and_removes_the_sandbox(world):
 
     assert world.plan == [world.completed, world.publish]  # stopped at the next checkpoint
     assert (world.job.status, world.job.cancelled_by, world.job.error_code) == (
-        "cancelled", "test", "")
+        "cancelled",
+        "test",
+        "",
+    )
     assert world.remaining() == []
     assert not VexDocument.objects.filter(job=world.job).exists()
 
@@ -365,9 +394,15 @@ def test_transient_failure_of_a_whole_attempt_is_retried_by_the_task(world, task
         run_task(world.job)
     world.job.refresh_from_db()
     assert (world.job.status, world.job.error_code, retry.value.when) == (
-        "queued", "KUBERNETES_ERROR", 30)
+        "queued",
+        "KUBERNETES_ERROR",
+        30,
+    )
     assert [world.kube.get(kind, name, ns) for kind, ns, name in world.sandbox_objects()] == [
-        None, None, None]  # the failed attempt removed its sandbox
+        None,
+        None,
+        None,
+    ]  # the failed attempt removed its sandbox
 
     world.preseed()  # the next attempt's pod, profiled by Kubescape again
     retry.value.sig.apply()
@@ -379,9 +414,11 @@ def test_transient_failure_of_a_whole_attempt_is_retried_by_the_task(world, task
 
 
 def test_persistent_503s_open_the_circuit_and_the_next_job_fails_fast(
-        world, organization, settings, task_settings):
-    settings.CIRCUIT_BREAKERS = {"kubernetes": {
-        **django_settings.CIRCUIT_BREAKERS["kubernetes"], "failure_threshold": 2}}
+    world, organization, settings, task_settings
+):
+    settings.CIRCUIT_BREAKERS = {
+        "kubernetes": {**django_settings.CIRCUIT_BREAKERS["kubernetes"], "failure_threshold": 2}
+    }
     settings.ANALYSIS_MAX_ATTEMPTS = 1
     settings.HEALTH_KUBERNETES_CACHE_SECONDS = 300  # the second job reuses the health checks
     forget_breakers()
@@ -408,7 +445,8 @@ def test_persistent_503s_open_the_circuit_and_the_next_job_fails_fast(
         assert world.kube.get(NETWORK_POLICIES, world.name, SANDBOX) is not None
         job.refresh_from_db()
         assert f"network policy/{world.name}: ServiceUnavailableError" in job.error_details.get(
-            "cleanup_failures", []), job.error_details
+            "cleanup_failures", []
+        ), job.error_details
     finally:
         forget_breakers()
 
@@ -440,7 +478,8 @@ def test_a_redelivered_task_does_not_run_a_finished_job_again(world, task_settin
 
 
 def test_a_task_redelivered_after_its_worker_was_lost_resumes_and_adopts_its_deployment(
-        world, task_settings):
+    world, task_settings
+):
     # The lost attempt had claimed the job and created the Deployment, then its worker died.
     assert jobs.claim(world.job, world.job.celery_task_id)
     world.kube.put(DEPLOYMENTS, manifests.deployment(world.job, namespace=SANDBOX, resources={}))
@@ -472,7 +511,8 @@ def test_an_earlier_runs_deployment_is_waited_for_not_adopted(world, task_settin
 
 
 def test_a_deployment_of_another_job_with_our_name_is_neither_adopted_nor_deleted(
-        world, organization, task_settings):
+    world, organization, task_settings
+):
     twin = make_job(organization, uuid.UUID(world.job.pk.hex[:8] + uuid.uuid4().hex[8:]))
     assert manifests.sandbox_name(twin.pk) == world.name
     world.kube.put(DEPLOYMENTS, manifests.deployment(twin, namespace=SANDBOX, resources={}))

@@ -27,9 +27,14 @@ pytestmark = pytest.mark.django_db
 
 def job_with_sandbox(organization, kube, status: str) -> SandboxWorld:
     job = AnalysisJob.objects.create(
-        organization=organization, image_ref=IMAGE_REF, image_digest=IMAGE_DIGEST,
-        config=normalize_config("minimal", {"ports": [8080]}), status=status,
-        started_at=timezone.now(), celery_task_id="t")
+        organization=organization,
+        image_ref=IMAGE_REF,
+        image_digest=IMAGE_DIGEST,
+        config=normalize_config("minimal", {"ports": [8080]}),
+        status=status,
+        started_at=timezone.now(),
+        celery_task_id="t",
+    )
     world = SandboxWorld(kube, job)
     AnalysisJob.objects.filter(pk=job.pk).update(sandbox_name=world.name)
     ns = world.ns
@@ -52,11 +57,14 @@ def reconcile(*args: str) -> dict:
 def test_orphans_are_deleted_exactly_as_the_dry_run_said(organization, sandbox_ready):
     done = job_with_sandbox(organization, sandbox_ready, "complete")
     running = job_with_sandbox(organization, sandbox_ready, "running")
-    existing = [(resource, name) for resource, ns, name in done.instance_objects()
-                if sandbox_ready.get(resource, name, ns) is not None]
-    orphan_names = {f"{kind}/{done.name}" for kind in
-                    ("deployments", "services", "networkpolicies")} | {
-        f"{resource.rsplit('/', 1)[-1]}/{name}" for resource, name in existing}
+    existing = [
+        (resource, name)
+        for resource, ns, name in done.instance_objects()
+        if sandbox_ready.get(resource, name, ns) is not None
+    ]
+    orphan_names = {
+        f"{kind}/{done.name}" for kind in ("deployments", "services", "networkpolicies")
+    } | {f"{resource.rsplit('/', 1)[-1]}/{name}" for resource, name in existing}
     assert len(existing) == 3  # profile, summary, relevant manifest
 
     planned = reconcile("--dry-run")

@@ -26,7 +26,8 @@ REPLACED = "Replaced an invalid X-Request-ID"
 
 def finished(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
     return [
-        r for r in records
+        r
+        for r in records
         if r.name == "reliability.requests" and r.getMessage() == "request_finished"
     ]
 
@@ -57,9 +58,7 @@ def test_a_valid_request_id_is_echoed_and_logged(client, log_records, request_id
     ["A" * 201, "has space", "<script>alert(1)</script>", "", "tab\there", "ünïcode"],
     ids=["201-chars", "space", "markup", "empty", "tab", "non-ascii"],
 )
-def test_an_invalid_request_id_is_replaced_by_a_uuid4_and_the_swap_logged(
-    client, log_records, bad
-):
+def test_an_invalid_request_id_is_replaced_by_a_uuid4_and_the_swap_logged(client, log_records, bad):
     response = client.get("/api/test/items/1", HTTP_X_REQUEST_ID=bad)
 
     generated = response["X-Request-ID"]
@@ -112,8 +111,11 @@ def test_request_finished_carries_the_request_with_secrets_redacted(client, log_
     assert record.path == "/api/test/items/7"
     assert record.route == "api/test/items/<int:pk>"
     assert record.query_params == {
-        "api_key": "[REDACTED]", "token": "[REDACTED]", "password": "[REDACTED]",
-        "q": ["a", "b"], "page": "2",
+        "api_key": "[REDACTED]",
+        "token": "[REDACTED]",
+        "password": "[REDACTED]",
+        "q": ["a", "b"],
+        "page": "2",
     }
     assert record.status == 200
     assert record.user_agent == "probe/1.0"
@@ -161,8 +163,11 @@ def test_every_response_is_timed_and_logged_once(client, log_records, path, stat
         (["10.0.0.0/8", "2001:db8::/32"], "2001:db8::1", "203.0.113.7", "203.0.113.7"),
     ],
     ids=[
-        "no-trusted-proxies", "untrusted-remote", "trusted-proxy",
-        "spoofed-leftmost-hop", "ipv6-proxy",
+        "no-trusted-proxies",
+        "untrusted-remote",
+        "trusted-proxy",
+        "spoofed-leftmost-hop",
+        "ipv6-proxy",
     ],
 )
 def test_client_ip_believes_forwarded_headers_only_from_trusted_proxies(

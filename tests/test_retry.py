@@ -56,10 +56,12 @@ async def run(mode, failures, *, exceptions=Exception, rand=lambda: 1.0, config=
 
     try:
         if mode == "sync":
-            decorate = retry_with_backoff(exceptions, config, sleep=outcome.delays.append,
-                                          rand=rand)
+            decorate = retry_with_backoff(
+                exceptions, config, sleep=outcome.delays.append, rand=rand
+            )
             outcome.result = decorate(flaky)()
         else:
+
             async def sleep(delay):
                 outcome.delays.append(delay)
 
@@ -116,8 +118,14 @@ CAPS = [1.0, 2.0, 4.0, 5.0, 5.0]  # initial 1, base 2, max_delay 5
 @MODES
 @pytest.mark.parametrize("fraction", [1.0, 0.0, 0.5])
 async def test_full_jitter_scales_the_exponential_cap(mode, fraction):
-    outcome = await run(mode, [ConnectionError()] * 5, rand=lambda: fraction,
-                        max_attempts=6, initial_delay=1.0, max_delay=5.0)
+    outcome = await run(
+        mode,
+        [ConnectionError()] * 5,
+        rand=lambda: fraction,
+        max_attempts=6,
+        initial_delay=1.0,
+        max_delay=5.0,
+    )
     assert outcome.result == "ok"
     assert outcome.delays == [fraction * cap for cap in CAPS]
 
@@ -125,8 +133,9 @@ async def test_full_jitter_scales_the_exponential_cap(mode, fraction):
 @MODES
 async def test_jittered_delays_stay_within_bounds(mode):
     config = RetryConfig(max_attempts=60, initial_delay=0.1, max_delay=3.0, exponential_base=1.7)
-    outcome = await run(mode, [ConnectionError()] * 59, rand=random.Random(1234).random,
-                        config=config)
+    outcome = await run(
+        mode, [ConnectionError()] * 59, rand=random.Random(1234).random, config=config
+    )
     caps = [config.backoff_cap(n) for n in range(1, 60)]
     assert caps[-1] == 3.0
     assert len(outcome.delays) == 59
@@ -137,8 +146,16 @@ async def test_jittered_delays_stay_within_bounds(mode):
 
 @MODES
 async def test_without_jitter_the_delays_are_the_capped_exponential(mode):
-    outcome = await run(mode, [ConnectionError()] * 5, rand=lambda: 0.0, max_attempts=6,
-                        initial_delay=0.5, max_delay=10.0, exponential_base=3.0, jitter=False)
+    outcome = await run(
+        mode,
+        [ConnectionError()] * 5,
+        rand=lambda: 0.0,
+        max_attempts=6,
+        initial_delay=0.5,
+        max_delay=10.0,
+        exponential_base=3.0,
+        jitter=False,
+    )
     assert outcome.delays == [0.5, 1.5, 4.5, 10.0, 10.0]
 
 
@@ -167,8 +184,9 @@ async def test_server_retry_after_is_a_floor(mode, failure, server_wait):
 
 
 @MODES
-@pytest.mark.parametrize("failure", [Throttled(120), api_error(503, "120")],
-                         ids=["attribute", "header"])
+@pytest.mark.parametrize(
+    "failure", [Throttled(120), api_error(503, "120")], ids=["attribute", "header"]
+)
 async def test_retry_after_beyond_max_delay_stops_at_once(mode, failure):
     outcome = await run(mode, [failure], max_attempts=5, max_delay=60.0)
     assert (outcome.calls, outcome.error, outcome.delays) == (1, failure, [])
@@ -221,8 +239,9 @@ async def test_server_errors_are_retried(mode, failure):
 
 @MODES
 async def test_only_the_listed_exceptions_are_retried(mode):
-    outcome = await run(mode, [ConnectionResetError()], exceptions=(ConnectionError,),
-                        max_attempts=5)
+    outcome = await run(
+        mode, [ConnectionResetError()], exceptions=(ConnectionError,), max_attempts=5
+    )
     assert (outcome.calls, outcome.result) == (2, "ok")
 
     failure = ValueError("not listed")
@@ -268,7 +287,9 @@ async def test_one_error_when_exhausted(mode, caplog):
 def test_retry_config_defaults_come_from_settings(settings):
     default = RetryConfig()
     assert (default.max_attempts, default.initial_delay, default.max_delay) == (
-        settings.DEFAULT_MAX_RETRIES, settings.DEFAULT_INITIAL_DELAY, settings.DEFAULT_MAX_DELAY
+        settings.DEFAULT_MAX_RETRIES,
+        settings.DEFAULT_INITIAL_DELAY,
+        settings.DEFAULT_MAX_DELAY,
     )
     settings.DEFAULT_MAX_RETRIES = 7
     settings.DEFAULT_INITIAL_DELAY = 0.25

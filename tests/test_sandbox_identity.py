@@ -16,12 +16,22 @@ SAMPLES = Path(__file__).parent / "fixtures"
 @pytest.mark.parametrize(
     ("instance", "slug"),
     [
-        (ContainerInstance("apps/v1", "kube-system", "ReplicaSet", "coredns-5d78c9869d",
-                           "coredns"),
-         "replicaset-coredns-5d78c9869d-coredns-185f-129c"),
-        (ContainerInstance("apps/v1", "node-agent-test-hjjz", "ReplicaSet",
-                           "multiple-containers-deployment-d4b8dd5fd", "nginx"),
-         "replicaset-multiple-containers-deployment-d4b8dd5fd-nginx-42c9-63c3"),
+        (
+            ContainerInstance(
+                "apps/v1", "kube-system", "ReplicaSet", "coredns-5d78c9869d", "coredns"
+            ),
+            "replicaset-coredns-5d78c9869d-coredns-185f-129c",
+        ),
+        (
+            ContainerInstance(
+                "apps/v1",
+                "node-agent-test-hjjz",
+                "ReplicaSet",
+                "multiple-containers-deployment-d4b8dd5fd",
+                "nginx",
+            ),
+            "replicaset-multiple-containers-deployment-d4b8dd5fd-nginx-42c9-63c3",
+        ),
     ],
 )
 def test_slugs_of_real_container_profiles(instance, slug):
@@ -50,7 +60,8 @@ def test_long_slugs_are_cut_and_keep_the_hash():
 def test_summary_and_image_slugs():
     assert summary_name("Deployment", "web", "target") == "deployment-web-target"
     assert image_slug("docker.io/library/nginx:1.25", "sha256:" + "0" * 58 + "c2b8f1") == (
-        "docker.io-library-nginx-1.25-c2b8f1")
+        "docker.io-library-nginx-1.25-c2b8f1"
+    )
 
 
 def test_not_every_string_is_an_instance_id():

@@ -175,7 +175,10 @@ def test_environment_comes_from_the_jobs_secret_and_ports_are_mapped():
     assert "hunter2" not in json.dumps(deployment)
     secret = m.env_secret(job, namespace="sandbox")
     assert (secret["kind"], secret["metadata"]["name"], secret["type"]) == (
-        "Secret", secret_name, "Opaque")
+        "Secret",
+        secret_name,
+        "Opaque",
+    )
     assert secret["stringData"] == {"MODE": "test", "DB_PASSWORD": "hunter2"}
     assert secret["metadata"]["labels"][m.JOB_LABEL] == str(job.id)
     assert m.env_secret(make_job(), namespace="sandbox") is None

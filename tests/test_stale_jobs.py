@@ -24,10 +24,17 @@ pytestmark = pytest.mark.django_db
 
 def running_job(organization, *, heartbeat_age: float, attempts: int = 1, **fields):
     return AnalysisJob.objects.create(
-        organization=organization, image_ref="nginx:1.27", image_digest="sha256:" + "e" * 64,
-        config=normalize_config("minimal", {}), status="running", attempts=attempts,
-        celery_task_id=str(uuid.uuid4()), dispatched_at=timezone.now(),
-        heartbeat_at=timezone.now() - timedelta(seconds=heartbeat_age), **fields)
+        organization=organization,
+        image_ref="nginx:1.27",
+        image_digest="sha256:" + "e" * 64,
+        config=normalize_config("minimal", {}),
+        status="running",
+        attempts=attempts,
+        celery_task_id=str(uuid.uuid4()),
+        dispatched_at=timezone.now(),
+        heartbeat_at=timezone.now() - timedelta(seconds=heartbeat_age),
+        **fields,
+    )
 
 
 def recover(*args: str) -> dict:
@@ -45,13 +52,19 @@ def test_dry_run_reports_and_the_real_run_does_exactly_that(organization):
     alive = running_job(organization, heartbeat_age=10)
 
     planned = recover("--dry-run")
-    assert planned == {"requeued": [str(requeue.pk)], "failed": [str(give_up.pk)],
-                       "skipped": [], "cleanup_failures": {}, "dry_run": True}
+    assert planned == {
+        "requeued": [str(requeue.pk)],
+        "failed": [str(give_up.pk)],
+        "skipped": [],
+        "cleanup_failures": {},
+        "dry_run": True,
+    }
     assert set(AnalysisJob.objects.values_list("status", flat=True)) == {"running"}
 
     done = recover()
     assert {k: done[k] for k in ("requeued", "failed")} == {
-        k: planned[k] for k in ("requeued", "failed")}
+        k: planned[k] for k in ("requeued", "failed")
+    }
     requeue.refresh_from_db()
     give_up.refresh_from_db()
     alive.refresh_from_db()
@@ -59,7 +72,10 @@ def test_dry_run_reports_and_the_real_run_does_exactly_that(organization):
     assert requeue.dispatched_at is not None  # published again, under a new task id
     assert requeue.celery_task_id
     assert (give_up.status, give_up.error_code, give_up.error_details) == (
-        "failed", "WORKER_LOST", {"attempts": 3})
+        "failed",
+        "WORKER_LOST",
+        {"attempts": 3},
+    )
     assert alive.status == "running"
     assert recover()["requeued"] == []
 
@@ -80,8 +96,10 @@ def test_the_sandbox_of_a_stale_job_is_removed(organization, sandbox_ready):
     name = manifests.sandbox_name(job.pk)
     sandbox = sandbox_ready
     namespace = "vexxy-sandbox"
-    sandbox.put("apps/v1/deployments", manifests.deployment(
-        job, namespace=namespace, resources={"limits": {"cpu": "1"}}))
+    sandbox.put(
+        "apps/v1/deployments",
+        manifests.deployment(job, namespace=namespace, resources={"limits": {"cpu": "1"}}),
+    )
     assert sandbox.get("apps/v1/deployments", name, namespace) is not None
 
     report = recover()

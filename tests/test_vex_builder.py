@@ -45,8 +45,14 @@ VALIDATOR = Draft202012Validator(SCHEMA)
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 ID_BASE = "https://vexxy.dev/vex"
 WHEN = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
-INFO = DocumentInfo(image_ref="nginx:1.25", image_digest=DIGEST, author="VEXxy Premium Service",
-                    tooling="vexxy-premium/test", id_base=ID_BASE, timestamp=WHEN)
+INFO = DocumentInfo(
+    image_ref="nginx:1.25",
+    image_digest=DIGEST,
+    author="VEXxy Premium Service",
+    tooling="vexxy-premium/test",
+    id_base=ID_BASE,
+    timestamp=WHEN,
+)
 NGINX_PURL = "pkg:oci/nginx@sha256%3A" + DIGEST[7:]
 NGINX_PRODUCT = {
     "@id": NGINX_PURL,
@@ -67,12 +73,20 @@ def raw_matches(data: dict[str, Any]) -> list[dict[str, Any]]:
     return data["Content"]["matches"] if "Content" in data else data["spec"]["payload"]["matches"]
 
 
-def entry(vid: Any = "CVE-2024-0001", name: str = "openssl", purl: Any = None,
-          **vulnerability: Any) -> dict[str, Any]:
+def entry(
+    vid: Any = "CVE-2024-0001", name: str = "openssl", purl: Any = None, **vulnerability: Any
+) -> dict[str, Any]:
     related = vulnerability.pop("related", None)
-    return {"vulnerability": {"id": vid, **vulnerability}, "relatedVulnerabilities": related,
-            "artifact": {"name": name, "version": "1.0", "type": "deb",
-                         "purl": f"pkg:deb/debian/{name}@1.0" if purl is None else purl}}
+    return {
+        "vulnerability": {"id": vid, **vulnerability},
+        "relatedVulnerabilities": related,
+        "artifact": {
+            "name": name,
+            "version": "1.0",
+            "type": "deb",
+            "purl": f"pkg:deb/debian/{name}@1.0" if purl is None else purl,
+        },
+    }
 
 
 def manifest(*matches: Any, where: str = "full_manifest") -> Manifest:
@@ -105,8 +119,9 @@ def assert_valid(document: dict[str, Any]) -> None:
     assert errors == []
 
 
-def in_document_order(keys: set[tuple[str, str]], affected: set[tuple[str, str]]
-                      ) -> list[tuple[str, str]]:
+def in_document_order(
+    keys: set[tuple[str, str]], affected: set[tuple[str, str]]
+) -> list[tuple[str, str]]:
     """By vulnerability, affected statements first, then by package."""
     return sorted(keys, key=lambda k: (k[0], k not in affected, k[1]))
 
@@ -124,12 +139,16 @@ def assert_consistent(result: BuildResult, full: Manifest, rel: Manifest) -> Non
     assert {k: v for k, v in summary["by_status"].items() if v} == dict(statuses)
     assert sum(summary["by_status"].values()) == len(keys)
     assert result.statement_counts == dict(statuses)
-    assert {(sev, status): n for sev, row in summary["by_severity"].items()
-            for status, n in row.items() if n} == dict(
-        Counter((r["severity"], r["status"]) for r in result.results))
+    assert {
+        (sev, status): n
+        for sev, row in summary["by_severity"].items()
+        for status, n in row.items()
+        if n
+    } == dict(Counter((r["severity"], r["status"]) for r in result.results))
     assert sum(n for row in summary["by_severity"].values() for n in row.values()) == len(keys)
-    assert {(r["cve_id"], pair_key_of_result(r)) for r in result.results
-            if r["status"] == AFFECTED} == rel_keys
+    assert {
+        (r["cve_id"], pair_key_of_result(r)) for r in result.results if r["status"] == AFFECTED
+    } == rel_keys
     if not keys:
         assert result.document is None
         return
@@ -152,14 +171,20 @@ def assert_consistent(result: BuildResult, full: Manifest, rel: Manifest) -> Non
 
 SAMPLES = [
     pytest.param("kubevuln_nginx-cve-small.json", "nginx-relevant-small.json", 4, 1, id="nginx"),
-    pytest.param("storage_vulnerabilitymanifest_01-example.yaml",
-                 "example-relevant-manifest.json", 143, 13, id="storage-example"),
+    pytest.param(
+        "storage_vulnerabilitymanifest_01-example.yaml",
+        "example-relevant-manifest.json",
+        143,
+        13,
+        id="storage-example",
+    ),
 ]
 SAMPLE_FILES = [pytest.param(*p.values[:2], id=p.id) for p in SAMPLES]
 
 
-def build_sample(full_name: str, relevant_name: str, info: DocumentInfo = INFO, **kwargs: Any
-                 ) -> tuple[BuildResult, Manifest, Manifest]:
+def build_sample(
+    full_name: str, relevant_name: str, info: DocumentInfo = INFO, **kwargs: Any
+) -> tuple[BuildResult, Manifest, Manifest]:
     full = read_manifest(load(full_name), "full_manifest")
     rel = read_manifest(load(relevant_name), "relevant_manifest")
     return build(full, rel, info, **kwargs), full, rel
@@ -167,26 +192,38 @@ def build_sample(full_name: str, relevant_name: str, info: DocumentInfo = INFO, 
 
 @pytest.mark.parametrize(("full_name", "relevant_name", "statements", "affected"), SAMPLES)
 def test_samples_give_one_valid_statement_per_pair_and_affected_exactly_when_relevant(
-        full_name, relevant_name, statements, affected):
+    full_name, relevant_name, statements, affected
+):
     result, full, rel = build_sample(full_name, relevant_name)
     raw_full, raw_rel = raw_matches(load(full_name)), raw_matches(load(relevant_name))
     pairs = {(m["vulnerability"]["id"], unqualified(m["artifact"]["purl"])) for m in raw_full}
-    relevant_pairs = {(m["vulnerability"]["id"], unqualified(m["artifact"]["purl"]))
-                      for m in raw_rel}
+    relevant_pairs = {
+        (m["vulnerability"]["id"], unqualified(m["artifact"]["purl"])) for m in raw_rel
+    }
 
     assert_valid(result.document)
     assert_consistent(result, full, rel)
     assert (len(pairs), len(relevant_pairs)) == (statements, affected)
     assert {key(s) for s in result.document["statements"]} == pairs
     assert {key(s) for s in result.document["statements"] if s["status"] == AFFECTED} == (
-        relevant_pairs)
+        relevant_pairs
+    )
     assert result.statement_counts == {AFFECTED: affected, NOT_AFFECTED: statements - affected}
     assert result.summary["by_severity"] == {
-        sev: {status: sum(1 for m in raw_full if m["vulnerability"]["severity"] == sev
-                          and ((m["vulnerability"]["id"], unqualified(m["artifact"]["purl"]))
-                               in relevant_pairs) == (status == AFFECTED))
-              for status in (AFFECTED, NOT_AFFECTED)}
-        for sev in SEVERITIES}
+        sev: {
+            status: sum(
+                1
+                for m in raw_full
+                if m["vulnerability"]["severity"] == sev
+                and (
+                    (m["vulnerability"]["id"], unqualified(m["artifact"]["purl"])) in relevant_pairs
+                )
+                == (status == AFFECTED)
+            )
+            for status in (AFFECTED, NOT_AFFECTED)
+        }
+        for sev in SEVERITIES
+    }
     assert (result.summary["malformed_entries"], result.summary["derived_purls"]) == (0, [])
 
 
@@ -195,15 +232,24 @@ def test_samples_products_and_aliases(full_name, relevant_name):
     result, _, _ = build_sample(full_name, relevant_name)
     expected_aliases = {
         (m["vulnerability"]["id"], unqualified(m["artifact"]["purl"])): sorted(
-            {r["id"] for r in m["relatedVulnerabilities"] or []} - {m["vulnerability"]["id"]})
-        for m in raw_matches(load(full_name))}
+            {r["id"] for r in m["relatedVulnerabilities"] or []} - {m["vulnerability"]["id"]}
+        )
+        for m in raw_matches(load(full_name))
+    }
 
     for statement in result.document["statements"]:
         [product] = statement["products"]
         assert {k: v for k, v in product.items() if k != "subcomponents"} == NGINX_PRODUCT
-        assert product["subcomponents"] == [{"@id": p} for p in subcomponent_purls(
-            next(r["purl"] for r in result.results if (r["cve_id"], unqualified(r["purl"]))
-                 == key(statement)))]
+        assert product["subcomponents"] == [
+            {"@id": p}
+            for p in subcomponent_purls(
+                next(
+                    r["purl"]
+                    for r in result.results
+                    if (r["cve_id"], unqualified(r["purl"])) == key(statement)
+                )
+            )
+        ]
         assert statement["vulnerability"].get("aliases", []) == expected_aliases[key(statement)]
         assert statement["vulnerability"]["@id"].startswith("https://")
 
@@ -212,8 +258,11 @@ def test_samples_products_and_aliases(full_name, relevant_name):
 def test_samples_are_deterministic(full_name, relevant_name):
     first, full, rel = build_sample(full_name, relevant_name)
     same_instant = replace(INFO, timestamp=WHEN.astimezone(timezone(timedelta(hours=5))))
-    reordered = build(Manifest(full.name, {}, {}, None, full.matches[::-1]),
-                      Manifest(rel.name, {}, {}, None, rel.matches[::-1]), INFO)
+    reordered = build(
+        Manifest(full.name, {}, {}, None, full.matches[::-1]),
+        Manifest(rel.name, {}, {}, None, rel.matches[::-1]),
+        INFO,
+    )
 
     assert build_sample(full_name, relevant_name)[0] == first
     assert build_sample(full_name, relevant_name, same_instant)[0] == first
@@ -227,8 +276,14 @@ def test_samples_are_deterministic(full_name, relevant_name):
 @pytest.mark.parametrize("id_base", [ID_BASE, ID_BASE + "/", "urn:example:vex"])
 def test_the_document_header(id_base):
     moment = datetime(2024, 5, 6, 9, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
-    info = DocumentInfo(image_ref="nginx:1.25", image_digest=DIGEST, author="Author",
-                        tooling="Tooling", id_base=id_base, timestamp=moment)
+    info = DocumentInfo(
+        image_ref="nginx:1.25",
+        image_digest=DIGEST,
+        author="Author",
+        tooling="Tooling",
+        id_base=id_base,
+        timestamp=moment,
+    )
     document = build(manifest(entry()), relevant(), info).document
 
     assert document["@context"] == "https://openvex.dev/ns/v0.2.0"
@@ -237,25 +292,36 @@ def test_the_document_header(id_base):
     assert (document["author"], document["tooling"]) == ("Author", "Tooling")
     base = id_base.rstrip("/") + "/"
     assert document["@id"].startswith(base)
-    assert re.fullmatch(r"[A-Za-z0-9._~-]+", document["@id"][len(base):])
+    assert re.fullmatch(r"[A-Za-z0-9._~-]+", document["@id"][len(base) :])
     assert urlsplit(document["@id"]).scheme in {"https", "urn"}
     assert_valid(document)
 
 
-@pytest.mark.parametrize(("image_ref", "name", "identifier"), [
-    ("nginx:1.25", "nginx", "?repository_url=docker.io/library/nginx&tag=1.25"),
-    ("docker.io/library/nginx:1.25", "nginx", "?repository_url=docker.io/library/nginx&tag=1.25"),
-    ("bitnami/redis:7.2", "redis", "?repository_url=docker.io/bitnami/redis&tag=7.2"),
-    ("ghcr.io/org/team/app:v1.2", "app", "?repository_url=ghcr.io/org/team/app&tag=v1.2"),
-    ("localhost:5000/app", "app", "?repository_url=localhost:5000/app"),
-    (f"nginx@{DIGEST}", "nginx", "?repository_url=docker.io/library/nginx"),
-])
+@pytest.mark.parametrize(
+    ("image_ref", "name", "identifier"),
+    [
+        ("nginx:1.25", "nginx", "?repository_url=docker.io/library/nginx&tag=1.25"),
+        (
+            "docker.io/library/nginx:1.25",
+            "nginx",
+            "?repository_url=docker.io/library/nginx&tag=1.25",
+        ),
+        ("bitnami/redis:7.2", "redis", "?repository_url=docker.io/bitnami/redis&tag=7.2"),
+        ("ghcr.io/org/team/app:v1.2", "app", "?repository_url=ghcr.io/org/team/app&tag=v1.2"),
+        ("localhost:5000/app", "app", "?repository_url=localhost:5000/app"),
+        (f"nginx@{DIGEST}", "nginx", "?repository_url=docker.io/library/nginx"),
+    ],
+)
 def test_the_image_is_an_unqualified_oci_purl_with_the_full_form_in_identifiers(
-        image_ref, name, identifier):
+    image_ref, name, identifier
+):
     bare = f"pkg:oci/{name}@sha256%3A{DIGEST[7:]}"
     [product] = image_products(image_ref, [DIGEST])
-    assert product == {"@id": bare, "identifiers": {"purl": bare + identifier},
-                       "hashes": {"sha-256": DIGEST[7:]}}
+    assert product == {
+        "@id": bare,
+        "identifiers": {"purl": bare + identifier},
+        "hashes": {"sha-256": DIGEST[7:]},
+    }
 
 
 def test_one_product_per_known_digest_in_every_statement():
@@ -266,7 +332,8 @@ def test_one_product_per_known_digest_in_every_statement():
     [statement] = result.document["statements"]
     assert [p["hashes"]["sha-256"] for p in statement["products"]] == ["a" * 64, "b" * 64]
     assert {json.dumps(p["subcomponents"]) for p in statement["products"]} == {
-        json.dumps([{"@id": "pkg:deb/debian/openssl@1.0"}])}
+        json.dumps([{"@id": "pkg:deb/debian/openssl@1.0"}])
+    }
     assert result.image_digests == (index, platform)
     assert_valid(result.document)
 
@@ -274,26 +341,35 @@ def test_one_product_per_known_digest_in_every_statement():
 # -- statements and results -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fix", "action"), [
-    ({"state": "fixed", "versions": ["3.0.13"]}, "Upgrade openssl to 3.0.13"),
-    ({"state": "fixed", "versions": ["3.0.13", "3.1.5"]}, "Upgrade openssl to 3.0.13 or 3.1.5"),
-    ({"state": "fixed", "versions": []}, None),
-    ({"state": "not-fixed", "versions": ["9.9.9"]}, None),
-    ({"state": "wont-fix", "versions": None}, None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("fix", "action"),
+    [
+        ({"state": "fixed", "versions": ["3.0.13"]}, "Upgrade openssl to 3.0.13"),
+        ({"state": "fixed", "versions": ["3.0.13", "3.1.5"]}, "Upgrade openssl to 3.0.13 or 3.1.5"),
+        ({"state": "fixed", "versions": []}, None),
+        ({"state": "not-fixed", "versions": ["9.9.9"]}, None),
+        ({"state": "wont-fix", "versions": None}, None),
+        (None, None),
+    ],
+)
 def test_affected_carries_an_action_and_says_why(fix, action):
-    result = build(manifest(entry(fix=fix)), relevant(entry(fix=fix)),
-                   replace(INFO, observed_seconds=300))
+    result = build(
+        manifest(entry(fix=fix)), relevant(entry(fix=fix)), replace(INFO, observed_seconds=300)
+    )
     [(statement, outcome)] = by_key(result).values()
 
     assert statement["status"] == outcome["status"] == AFFECTED
     assert "justification" not in statement
     assert "impact_statement" not in statement
     assert outcome["justification"] is None
-    assert statement["status_notes"] == outcome["reason"] == (
-        "Package openssl@1.0 was loaded during 300 s of observed execution, so the vulnerable "
-        "code is reachable.")
+    assert (
+        statement["status_notes"]
+        == outcome["reason"]
+        == (
+            "Package openssl@1.0 was loaded during 300 s of observed execution, so the vulnerable "
+            "code is reachable."
+        )
+    )
     assert outcome["action"] == statement["action_statement"]
     if action:
         assert statement["action_statement"] == action
@@ -304,18 +380,32 @@ def test_affected_carries_an_action_and_says_why(fix, action):
     assert_valid(result.document)
 
 
-@pytest.mark.parametrize(("seconds", "evidence", "notes"), [
-    (300, COMPLETE, "Package openssl@1.0 was not loaded during 300 s of observed execution; "
-                    "profile complete."),
-    (60, PARTIAL, "Package openssl@1.0 was not loaded during 60 s of observed execution; "
-                  "profile partial: a load may have been missed."),
-    (None, COMPLETE, "Package openssl@1.0 was not loaded during the observed execution; "
-                     "profile complete."),
-])
-def test_not_loaded_packages_are_not_affected_with_the_observation_window(
-        seconds, evidence, notes):
-    result = build(manifest(entry()), relevant(), replace(INFO, observed_seconds=seconds),
-                   evidence=evidence)
+@pytest.mark.parametrize(
+    ("seconds", "evidence", "notes"),
+    [
+        (
+            300,
+            COMPLETE,
+            "Package openssl@1.0 was not loaded during 300 s of observed execution; "
+            "profile complete.",
+        ),
+        (
+            60,
+            PARTIAL,
+            "Package openssl@1.0 was not loaded during 60 s of observed execution; "
+            "profile partial: a load may have been missed.",
+        ),
+        (
+            None,
+            COMPLETE,
+            "Package openssl@1.0 was not loaded during the observed execution; profile complete.",
+        ),
+    ],
+)
+def test_not_loaded_packages_are_not_affected_with_the_observation_window(seconds, evidence, notes):
+    result = build(
+        manifest(entry()), relevant(), replace(INFO, observed_seconds=seconds), evidence=evidence
+    )
     [(statement, outcome)] = by_key(result).values()
 
     assert statement["status"] == outcome["status"] == NOT_AFFECTED
@@ -327,15 +417,20 @@ def test_not_loaded_packages_are_not_affected_with_the_observation_window(
 
 def test_the_files_the_filtered_sbom_names_are_the_evidence_for_affected():
     files = [f"/usr/lib/libssl.so.{n}" for n in range(7)]
-    result = build(manifest(entry(), entry(name="zlib")), relevant(entry(), entry(name="zlib")),
-                   replace(INFO, observed_seconds=120), loaded_files={("openssl", "1.0"): files})
+    result = build(
+        manifest(entry(), entry(name="zlib")),
+        relevant(entry(), entry(name="zlib")),
+        replace(INFO, observed_seconds=120),
+        loaded_files={("openssl", "1.0"): files},
+    )
     notes = {r["package_name"]: r["reason"] for r in result.results}
 
     assert notes["openssl"] == (
         "Package openssl@1.0 was loaded during 120 s of observed execution (files used: "
         "/usr/lib/libssl.so.0, /usr/lib/libssl.so.1, /usr/lib/libssl.so.2, "
         "/usr/lib/libssl.so.3, /usr/lib/libssl.so.4 and 2 more), so the vulnerable code is "
-        "reachable.")
+        "reachable."
+    )
     assert "files used" not in notes["zlib"]
 
 
@@ -345,7 +440,10 @@ def test_a_cve_with_mixed_statuses_lists_affected_first():
     result = build(full, relevant(entry("CVE-1", name="zzz")), INFO)
 
     assert [(s["vulnerability"]["name"], s["status"]) for s in result.document["statements"]] == [
-        ("CVE-0", NOT_AFFECTED), ("CVE-1", AFFECTED), ("CVE-1", NOT_AFFECTED)]
+        ("CVE-0", NOT_AFFECTED),
+        ("CVE-1", AFFECTED),
+        ("CVE-1", NOT_AFFECTED),
+    ]
     assert [r["package_name"] for r in result.results] == ["openssl", "zzz", "aaa"]
 
 
@@ -360,14 +458,27 @@ def test_entries_differing_only_in_qualifiers_are_one_statement_affected_if_eith
 
 
 def test_vulnerability_aliases_and_data_source():
-    related = [{"id": "CVE-2024-0001"}, {"id": "GHSA-aaaa-bbbb-cccc"}, {"id": "CVE-2023-9"},
-               {"id": "GHSA-aaaa-bbbb-cccc"}]
-    result = build(manifest(entry(related=related, dataSource="https://nvd/CVE-2024-0001"),
-                            entry("CVE-2024-0002", dataSource="debian:12")), relevant(), INFO)
+    related = [
+        {"id": "CVE-2024-0001"},
+        {"id": "GHSA-aaaa-bbbb-cccc"},
+        {"id": "CVE-2023-9"},
+        {"id": "GHSA-aaaa-bbbb-cccc"},
+    ]
+    result = build(
+        manifest(
+            entry(related=related, dataSource="https://nvd/CVE-2024-0001"),
+            entry("CVE-2024-0002", dataSource="debian:12"),
+        ),
+        relevant(),
+        INFO,
+    )
     first, second = result.document["statements"]
 
-    assert first["vulnerability"] == {"name": "CVE-2024-0001", "@id": "https://nvd/CVE-2024-0001",
-                                      "aliases": ["CVE-2023-9", "GHSA-aaaa-bbbb-cccc"]}
+    assert first["vulnerability"] == {
+        "name": "CVE-2024-0001",
+        "@id": "https://nvd/CVE-2024-0001",
+        "aliases": ["CVE-2023-9", "GHSA-aaaa-bbbb-cccc"],
+    }
     assert second["vulnerability"] == {"name": "CVE-2024-0002"}  # not a URL: no @id
     assert result.results[0]["aliases"] == ["CVE-2023-9", "GHSA-aaaa-bbbb-cccc"]
     assert_valid(result.document)
@@ -381,14 +492,21 @@ def test_a_malformed_entry_is_counted_and_the_rest_is_built():
     assert [r["cve_id"] for r in result.results] == ["CVE-1", "CVE-2"]
     assert result.summary["malformed_entries"] == 3
     assert [m["where"] for m in result.summary["malformed"]] == [
-        "full_manifest.spec.payload.matches.1", "full_manifest.spec.payload.matches.3",
-        "relevant_manifest.spec.payload.matches.1"]
+        "full_manifest.spec.payload.matches.1",
+        "full_manifest.spec.payload.matches.3",
+        "relevant_manifest.spec.payload.matches.1",
+    ]
     assert_consistent(result, full, rel)
 
 
 def test_a_missing_vulnerability_id_is_unknown_not_a_crash():
-    full = manifest({"vulnerability": {"severity": "High"},
-                     "artifact": {"name": "zlib", "purl": "pkg:deb/zlib@1"}}, entry())
+    full = manifest(
+        {
+            "vulnerability": {"severity": "High"},
+            "artifact": {"name": "zlib", "purl": "pkg:deb/zlib@1"},
+        },
+        entry(),
+    )
     result = build(full, relevant(), INFO)
 
     assert [r["cve_id"] for r in result.results] == ["CVE-2024-0001", "UNKNOWN"]
@@ -402,7 +520,9 @@ def test_packages_without_purl_get_a_derived_one_listed_in_the_summary():
 
     assert result.summary["derived_purls"] == ["pkg:deb/busybox@1.0"]
     assert {key(s)[1] for s in result.document["statements"]} == {
-        "pkg:deb/busybox@1.0", "pkg:deb/debian/musl@1.0"}
+        "pkg:deb/busybox@1.0",
+        "pkg:deb/debian/musl@1.0",
+    }
 
 
 def test_a_relevant_only_pair_with_a_derived_purl_is_listed_too():
@@ -417,7 +537,9 @@ def test_a_pair_only_in_the_relevant_manifest_is_affected_and_counted():
     result = build(full, rel, INFO)
 
     assert [(r["cve_id"], r["status"]) for r in result.results] == [
-        ("CVE-1", AFFECTED), ("CVE-9", AFFECTED)]
+        ("CVE-1", AFFECTED),
+        ("CVE-9", AFFECTED),
+    ]
     assert result.summary["relevant_only_pairs"] == 1
     assert_consistent(result, full, rel)
 
@@ -430,17 +552,28 @@ def test_duplicate_pairs_give_one_statement():
 
 
 def test_summary_by_status_and_severity():
-    full = manifest(entry("CVE-1", severity="High"), entry("CVE-2", severity="high"),
-                    entry("CVE-3", severity="Critical"), entry("CVE-4", severity="bogus"),
-                    entry("CVE-5", severity="Low", name="zlib"))
+    full = manifest(
+        entry("CVE-1", severity="High"),
+        entry("CVE-2", severity="high"),
+        entry("CVE-3", severity="Critical"),
+        entry("CVE-4", severity="bogus"),
+        entry("CVE-5", severity="Low", name="zlib"),
+    )
     result = build(full, relevant(entry("CVE-2"), entry("CVE-5", name="zlib")), INFO)
     summary = result.summary
 
-    assert summary["by_status"] == {AFFECTED: 2, NOT_AFFECTED: 3, UNDER_INVESTIGATION: 0,
-                                    "fixed": 0}
+    assert summary["by_status"] == {
+        AFFECTED: 2,
+        NOT_AFFECTED: 3,
+        UNDER_INVESTIGATION: 0,
+        "fixed": 0,
+    }
     assert {sev: row for sev, row in summary["by_severity"].items() if any(row.values())} == {
-        "Critical": {AFFECTED: 0, NOT_AFFECTED: 1}, "High": {AFFECTED: 1, NOT_AFFECTED: 1},
-        "Low": {AFFECTED: 1, NOT_AFFECTED: 0}, "Unknown": {AFFECTED: 0, NOT_AFFECTED: 1}}
+        "Critical": {AFFECTED: 0, NOT_AFFECTED: 1},
+        "High": {AFFECTED: 1, NOT_AFFECTED: 1},
+        "Low": {AFFECTED: 1, NOT_AFFECTED: 0},
+        "Unknown": {AFFECTED: 0, NOT_AFFECTED: 1},
+    }
     assert (summary["total_statements"], summary["vulnerabilities"]) == (5, 5)
     assert_consistent(result, full, relevant(entry("CVE-2"), entry("CVE-5", name="zlib")))
 
@@ -461,8 +594,12 @@ def test_no_matches_give_no_document_and_a_zero_summary(malformed):
 
 # -- confidence -----------------------------------------------------------------------------
 
-COMPLETE_SCORES = [(NOT_AFFECTED, NOT_IN_EXECUTE_PATH, 0.95), (AFFECTED, None, 0.90),
-                   (UNDER_INVESTIGATION, None, 0.60), ("unknown", None, 0.50)]
+COMPLETE_SCORES = [
+    (NOT_AFFECTED, NOT_IN_EXECUTE_PATH, 0.95),
+    (AFFECTED, None, 0.90),
+    (UNDER_INVESTIGATION, None, 0.60),
+    ("unknown", None, 0.50),
+]
 
 
 @pytest.mark.parametrize(("status", "justification", "score"), COMPLETE_SCORES)
@@ -481,8 +618,9 @@ def test_confidence_ordering_and_partial_evidence():
 
 @pytest.mark.parametrize("evidence", [COMPLETE, PARTIAL])
 def test_results_carry_the_confidence_for_their_evidence(evidence):
-    result = build(manifest(entry("CVE-1"), entry("CVE-2")), relevant(entry("CVE-2")), INFO,
-                   evidence=evidence)
+    result = build(
+        manifest(entry("CVE-1"), entry("CVE-2")), relevant(entry("CVE-2")), INFO, evidence=evidence
+    )
     scores = {r["status"]: r["confidence_score"] for r in result.results}
 
     assert scores[AFFECTED] == pytest.approx(0.90)
@@ -496,34 +634,58 @@ def test_results_carry_the_confidence_for_their_evidence(evidence):
 # -- properties -----------------------------------------------------------------------------
 
 IDS = ["CVE-2024-0001", "CVE-2024-0002", "GHSA-abcd-efgh-ijkl", "", "  ", None]
-MALFORMED = ["junk", 7, None, [], {"vulnerability": {"id": "CVE-1"}},
-             {"vulnerability": {"id": "CVE-1"}, "artifact": {"name": " "}},
-             {"vulnerability": "CVE-1", "artifact": {"name": "zlib"}}]
+MALFORMED = [
+    "junk",
+    7,
+    None,
+    [],
+    {"vulnerability": {"id": "CVE-1"}},
+    {"vulnerability": {"id": "CVE-1"}, "artifact": {"name": " "}},
+    {"vulnerability": "CVE-1", "artifact": {"name": "zlib"}},
+]
 
 ids = st.one_of(st.sampled_from(IDS), st.text(max_size=8))
-names = st.one_of(st.sampled_from(["openssl", "zlib", "libc6"]),
-                  st.text(string.ascii_letters + "-./ é", min_size=1, max_size=8)
-                  .filter(str.strip))
-purls = st.one_of(st.none(), st.just(""), st.text(max_size=12),
-                  st.sampled_from(["pkg:deb/debian/openssl@3.0.11", "pkg:apk/alpine/zlib@1.3"]))
+names = st.one_of(
+    st.sampled_from(["openssl", "zlib", "libc6"]),
+    st.text(string.ascii_letters + "-./ é", min_size=1, max_size=8).filter(str.strip),
+)
+purls = st.one_of(
+    st.none(),
+    st.just(""),
+    st.text(max_size=12),
+    st.sampled_from(["pkg:deb/debian/openssl@3.0.11", "pkg:apk/alpine/zlib@1.3"]),
+)
 entries = st.builds(
     lambda vid, name, version, kind, purl, severity, fix, related, source: {
         "vulnerability": {"id": vid, "severity": severity, "fix": fix, "dataSource": source},
         "relatedVulnerabilities": related,
-        "artifact": {"name": name, "version": version, "type": kind, "purl": purl}},
-    ids, names, st.sampled_from(["", "1.0", "1:2.3-4"]),
-    st.sampled_from(["deb", "apk", "java-archive", "", None]), purls,
+        "artifact": {"name": name, "version": version, "type": kind, "purl": purl},
+    },
+    ids,
+    names,
+    st.sampled_from(["", "1.0", "1:2.3-4"]),
+    st.sampled_from(["deb", "apk", "java-archive", "", None]),
+    purls,
     st.sampled_from([*SEVERITIES, "HIGH", "critical", "bogus", None]),
-    st.one_of(st.none(), st.fixed_dictionaries({
-        "state": st.sampled_from(["fixed", "not-fixed", "wont-fix", "unknown", None]),
-        "versions": st.one_of(st.none(), st.lists(st.sampled_from(["1.1", "2.0.1"]),
-                                                  max_size=2))})),
+    st.one_of(
+        st.none(),
+        st.fixed_dictionaries(
+            {
+                "state": st.sampled_from(["fixed", "not-fixed", "wont-fix", "unknown", None]),
+                "versions": st.one_of(
+                    st.none(), st.lists(st.sampled_from(["1.1", "2.0.1"]), max_size=2)
+                ),
+            }
+        ),
+    ),
     st.one_of(st.none(), st.lists(st.fixed_dictionaries({"id": ids}), max_size=3)),
     st.sampled_from(["https://nvd.nist.gov/vuln/detail/X", "", "debian:12", None]),
 )
-SHAPES = [lambda m: {"metadata": {"name": "x"}, "spec": {"payload": {"matches": m}}},
-          lambda m: {"payload": {"matches": m}},
-          lambda m: {"Name": "x", "Content": {"matches": m}}]
+SHAPES = [
+    lambda m: {"metadata": {"name": "x"}, "spec": {"payload": {"matches": m}}},
+    lambda m: {"payload": {"matches": m}},
+    lambda m: {"Name": "x", "Content": {"matches": m}},
+]
 
 
 @st.composite
@@ -565,7 +727,13 @@ def test_property_documents_validate_and_counts_agree(pair, evidence):
 @given(manifest_pairs())
 def test_property_output_is_deterministic(pair):
     raw_full, raw_rel, *_ = pair
-    runs = [build(read_manifest(raw_full, "full_manifest"),
-                  read_manifest(raw_rel, "relevant_manifest"), INFO) for _ in range(2)]
+    runs = [
+        build(
+            read_manifest(raw_full, "full_manifest"),
+            read_manifest(raw_rel, "relevant_manifest"),
+            INFO,
+        )
+        for _ in range(2)
+    ]
     assert runs[0] == runs[1]
     assert json.dumps(runs[0].document) == json.dumps(runs[1].document)

@@ -27,8 +27,10 @@ def test_the_reference_document_is_valid_under_both():
         (lambda d: d["statements"][0].update(status="maybe"), "statements/0/status"),
         (lambda d: d["statements"][0]["vulnerability"].pop("name"), "statements/0/vulnerability"),
         (lambda d: d.update(supplier="x"), "(document)"),
-        (lambda d: d["statements"].append(copy.deepcopy(d["statements"][0])),
-         f"statements/{len(VALID['statements'])}"),
+        (
+            lambda d: d["statements"].append(copy.deepcopy(d["statements"][0])),
+            f"statements/{len(VALID['statements'])}",
+        ),
     ],
 )
 def test_invalid_documents_are_refused_naming_the_place(mutate, place):

@@ -176,12 +176,18 @@ STALE_JOB_SECONDS = env.float("STALE_JOB_SECONDS", default=600.0)
 DISPATCH_LOST_AFTER_SECONDS = env.float("DISPATCH_LOST_AFTER_SECONDS", default=7200.0)
 MAINTENANCE_INTERVAL_SECONDS = env.float("MAINTENANCE_INTERVAL_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE: dict = {
-    "dispatch-pending-jobs": {"task": "analysis.dispatch_pending_jobs",
-                              "schedule": MAINTENANCE_INTERVAL_SECONDS},
-    "recover-stale-jobs": {"task": "analysis.recover_stale_jobs",
-                           "schedule": MAINTENANCE_INTERVAL_SECONDS},
-    "reconcile-sandboxes": {"task": "analysis.reconcile_sandboxes",
-                            "schedule": env.float("RECONCILE_INTERVAL_SECONDS", default=300.0)},
+    "dispatch-pending-jobs": {
+        "task": "analysis.dispatch_pending_jobs",
+        "schedule": MAINTENANCE_INTERVAL_SECONDS,
+    },
+    "recover-stale-jobs": {
+        "task": "analysis.recover_stale_jobs",
+        "schedule": MAINTENANCE_INTERVAL_SECONDS,
+    },
+    "reconcile-sandboxes": {
+        "task": "analysis.reconcile_sandboxes",
+        "schedule": env.float("RECONCILE_INTERVAL_SECONDS", default=300.0),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
@@ -297,10 +303,14 @@ K8S_MAX_ATTEMPTS = env.int("K8S_MAX_ATTEMPTS", default=4)
 KUBESCAPE_APISERVICE = "v1beta1.spdx.softwarecomposition.kubescape.io"
 SANDBOX_UNAVAILABLE_RETRY_AFTER = 300
 SANDBOX_RESOURCES = {
-    "requests": {"cpu": env("SANDBOX_CPU_REQUEST", default="100m"),
-                 "memory": env("SANDBOX_MEMORY_REQUEST", default="128Mi")},
-    "limits": {"cpu": env("SANDBOX_CPU_LIMIT", default="1"),
-               "memory": env("SANDBOX_MEMORY_LIMIT", default="512Mi")},
+    "requests": {
+        "cpu": env("SANDBOX_CPU_REQUEST", default="100m"),
+        "memory": env("SANDBOX_MEMORY_REQUEST", default="128Mi"),
+    },
+    "limits": {
+        "cpu": env("SANDBOX_CPU_LIMIT", default="1"),
+        "memory": env("SANDBOX_MEMORY_LIMIT", default="512Mi"),
+    },
 }
 # Longest pause between two polls of the sandbox or Kubescape; shorter near the deadline.
 SANDBOX_POLL_MAX_SECONDS = env.float("SANDBOX_POLL_MAX_SECONDS", default=15.0)

@@ -138,8 +138,7 @@ def _image_digests(annotations: Mapping[str, str], payload: Mapping[str, Any]) -
     source = payload.get("source") if isinstance(payload.get("source"), dict) else {}
     target = source.get("target") if isinstance(source.get("target"), dict) else {}
     repo_digests = target.get("repoDigests") if isinstance(target.get("repoDigests"), list) else []
-    candidates = [annotations.get(IMAGE_ID_ANNOTATION), *repo_digests,
-                  target.get("manifestDigest")]
+    candidates = [annotations.get(IMAGE_ID_ANNOTATION), *repo_digests, target.get("manifestDigest")]
     return unique_digests(*(digest_of(c) for c in candidates if isinstance(c, str)))
 
 
@@ -151,8 +150,12 @@ def _unwrap(data: Any, where: str) -> tuple[str, dict, dict, Mapping[str, Any]]:
         content = data["Content"]
         if not isinstance(content, dict):
             raise _invalid(f"{where}.Content", "expected a JSON object")
-        return name, _strings(data.get("Annotations")), _strings(data.get("Labels")), {
-            "payload": content}
+        return (
+            name,
+            _strings(data.get("Annotations")),
+            _strings(data.get("Labels")),
+            {"payload": content},
+        )
     if "spec" in data:  # the Kubernetes object
         metadata = data.get("metadata") or {}
         if not isinstance(metadata, dict):
@@ -160,8 +163,12 @@ def _unwrap(data: Any, where: str) -> tuple[str, dict, dict, Mapping[str, Any]]:
         spec = data["spec"]
         if not isinstance(spec, dict):
             raise _invalid(f"{where}.spec", "expected a JSON object")
-        return (str(metadata.get("name") or ""), _strings(metadata.get("annotations")),
-                _strings(metadata.get("labels")), spec)
+        return (
+            str(metadata.get("name") or ""),
+            _strings(metadata.get("annotations")),
+            _strings(metadata.get("labels")),
+            spec,
+        )
     return "", {}, {}, data
 
 
@@ -195,10 +202,13 @@ def read_match(raw: Any, where: str = "match") -> Match:
         raise _Unreadable("relatedVulnerabilities is not a list")
     if not isinstance(versions, list):
         raise _Unreadable("vulnerability.fix.versions is not a list")
-    aliases = sorted({
-        str(item["id"]) for item in related
-        if isinstance(item, dict) and item.get("id") and item["id"] != vulnerability_id
-    })
+    aliases = sorted(
+        {
+            str(item["id"])
+            for item in related
+            if isinstance(item, dict) and item.get("id") and item["id"] != vulnerability_id
+        }
+    )
     return Match(
         vulnerability_id=vulnerability_id,
         severity=_severity(vulnerability.get("severity")),
@@ -226,8 +236,14 @@ def read_package(artifact: Mapping[str, Any]) -> Package:
 def build_purl(package_type: str, name: str, version: str) -> str:
     """A package URL from what the scanner knew; ``generic`` when the type is unknown."""
     purl_type = (package_type or "generic").lower().replace("_", "-")
-    purl_type = {"java-archive": "maven", "go-module": "golang", "python": "pypi",
-                 "rust-crate": "cargo", "gem": "gem", "dotnet": "nuget"}.get(purl_type, purl_type)
+    purl_type = {
+        "java-archive": "maven",
+        "go-module": "golang",
+        "python": "pypi",
+        "rust-crate": "cargo",
+        "gem": "gem",
+        "dotnet": "nuget",
+    }.get(purl_type, purl_type)
     if not _PURL_TYPE.fullmatch(purl_type):
         purl_type = "generic"
     encoded = "/".join(quote(part, safe="") for part in name.split("/"))
@@ -258,16 +274,22 @@ def read_kubescape_vex(data: Any, where: str = "kubescape_vex") -> KubescapeVex:
         vulnerability = raw["vulnerability"]
         candidates = [str(vulnerability.get(k) or "") for k in ("name", "@id")]
         cve = next((c for c in candidates if c and "://" not in c), candidates[0] or UNKNOWN)
-        products = [p for p in _list(raw.get("products"), f"{place}.products")
-                    if isinstance(p, dict)]
-        read.append(KubescapeStatement(
-            vulnerability=cve,
-            status=str(raw.get("status") or ""),
-            products=[_component_id(p) for p in products],
-            subcomponents=[_component_id(s) for p in products
-                           for s in _list(p.get("subcomponents"), f"{place}.subcomponents")
-                           if isinstance(s, dict)],
-        ))
+        products = [
+            p for p in _list(raw.get("products"), f"{place}.products") if isinstance(p, dict)
+        ]
+        read.append(
+            KubescapeStatement(
+                vulnerability=cve,
+                status=str(raw.get("status") or ""),
+                products=[_component_id(p) for p in products],
+                subcomponents=[
+                    _component_id(s)
+                    for p in products
+                    for s in _list(p.get("subcomponents"), f"{place}.subcomponents")
+                    if isinstance(s, dict)
+                ],
+            )
+        )
     return KubescapeVex(name, dict(spec), read)
 
 
@@ -290,9 +312,11 @@ def read_sbom(data: Any, where: str = "filtered_sbom") -> Sbom:
     syft = spec.get("syft") if "syft" in spec else spec
     if not isinstance(syft, dict) or "artifacts" not in syft:
         raise _invalid(where, "not a Syft SBOM: no spec.syft.artifacts")
-    paths = {str(f.get("id")): str(f["location"].get("path") or "")
-             for f in _list(syft.get("files"), f"{where}.syft.files")
-             if isinstance(f, dict) and isinstance(f.get("location"), dict)}
+    paths = {
+        str(f.get("id")): str(f["location"].get("path") or "")
+        for f in _list(syft.get("files"), f"{where}.syft.files")
+        if isinstance(f, dict) and isinstance(f.get("location"), dict)
+    }
     contained: dict[str, set[str]] = {}
     for relation in _list(syft.get("artifactRelationships"), f"{where}.syft.artifactRelationships"):
         if isinstance(relation, dict) and relation.get("type") == "contains":
@@ -300,10 +324,15 @@ def read_sbom(data: Any, where: str = "filtered_sbom") -> Sbom:
             if path:
                 contained.setdefault(str(relation.get("parent")), set()).add(path)
     packages = [
-        SbomPackage(str(a.get("name") or ""), str(a.get("version") or ""),
-                    str(a.get("type") or ""), str(a.get("purl") or ""),
-                    tuple(sorted(contained.get(str(a.get("id")), ()))))
-        for a in _list(syft.get("artifacts"), f"{where}.syft.artifacts") if isinstance(a, dict)
+        SbomPackage(
+            str(a.get("name") or ""),
+            str(a.get("version") or ""),
+            str(a.get("type") or ""),
+            str(a.get("purl") or ""),
+            tuple(sorted(contained.get(str(a.get("id")), ()))),
+        )
+        for a in _list(syft.get("artifacts"), f"{where}.syft.artifacts")
+        if isinstance(a, dict)
     ]
     return Sbom(name, packages, sorted(set(paths.values()) - {""}))
 
@@ -336,4 +365,5 @@ def _strings(value: Any) -> dict[str, str]:
 
 def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(
-        type(value), type(value).__name__)
+        type(value), type(value).__name__
+    )

@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('analysis', '0001_initial'),
+        ("analysis", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='analysisjob',
-            name='origin',
-            field=models.CharField(choices=[('sandbox', 'Sandbox run'), ('import', 'Imported Kubescape results')], default='sandbox', max_length=16),
+            model_name="analysisjob",
+            name="origin",
+            field=models.CharField(
+                choices=[("sandbox", "Sandbox run"), ("import", "Imported Kubescape results")],
+                default="sandbox",
+                max_length=16,
+            ),
         ),
     ]

@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('analysis', '0002_job_origin'),
+        ("analysis", "0002_job_origin"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='analysisjob',
-            index=models.Index(fields=['status', 'completed_at'], name='job_status_completed'),
+            model_name="analysisjob",
+            index=models.Index(fields=["status", "completed_at"], name="job_status_completed"),
         ),
     ]

@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('analysis', '0003_job_status_completed_index'),
+        ("analysis", "0003_job_status_completed_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='analysisjob',
-            name='image_digests',
-            field=models.JSONField(blank=True, default=list, help_text="Every digest the image is known by (submitted, the pod's imageID, Kubescape's); the VEX names the image once per digest."),
+            model_name="analysisjob",
+            name="image_digests",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="Every digest the image is known by (submitted, the pod's imageID, Kubescape's); the VEX names the image once per digest.",
+            ),
         ),
     ]

@@ -4,20 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('analysis', '0004_job_image_digests'),
+        ("analysis", "0004_job_image_digests"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='vexdocument',
-            name='cyclonedx',
-            field=models.JSONField(blank=True, editable=False, help_text='The same VEX as a CycloneDX 1.6 BOM, built when first asked for.', null=True),
+            model_name="vexdocument",
+            name="cyclonedx",
+            field=models.JSONField(
+                blank=True,
+                editable=False,
+                help_text="The same VEX as a CycloneDX 1.6 BOM, built when first asked for.",
+                null=True,
+            ),
         ),
         migrations.AlterField(
-            model_name='vexdocument',
-            name='document',
-            field=models.JSONField(help_text='OpenVEX v0.2.0.'),
+            model_name="vexdocument",
+            name="document",
+            field=models.JSONField(help_text="OpenVEX v0.2.0."),
         ),
     ]

@@ -35,8 +35,10 @@ class ContainerInstance:
 
     @property
     def instance_id(self) -> str:
-        return (f"apiVersion-{self.api_version}/namespace-{self.namespace}/kind-{self.kind}"
-                f"/name-{self.name}/containerName-{self.container}")
+        return (
+            f"apiVersion-{self.api_version}/namespace-{self.namespace}/kind-{self.kind}"
+            f"/name-{self.name}/containerName-{self.container}"
+        )
 
     @property
     def slug(self) -> str:

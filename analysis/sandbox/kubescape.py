@@ -33,8 +33,9 @@ STATUS_ANNOTATION = "kubescape.io/status"
 COMPLETION_ANNOTATION = "kubescape.io/completion"
 CONTEXT_LABEL = "kubescape.io/context"
 IMAGE_ID_ANNOTATION = "kubescape.io/image-id"
-FAILED_PROFILE_STATUSES = frozenset({"too-large", "failed", "incomplete", "unauthorize",
-                                     "missing-runtime", "unsupported-schema"})
+FAILED_PROFILE_STATUSES = frozenset(
+    {"too-large", "failed", "incomplete", "unauthorize", "missing-runtime", "unsupported-schema"}
+)
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,7 @@ class KubescapeObjects:
     # -- paths -------------------------------------------------------------------
 
     def path(self, namespace: str, plural: str, name: str) -> str:
-        return (f"/apis/{KUBESCAPE_GROUP}/{KUBESCAPE_VERSION}/namespaces/{namespace}"
-                f"/{plural}/{name}")
+        return f"/apis/{KUBESCAPE_GROUP}/{KUBESCAPE_VERSION}/namespaces/{namespace}/{plural}/{name}"
 
     @property
     def summary_name(self) -> str:
@@ -90,8 +90,15 @@ class KubescapeObjects:
 
     def _get(self, namespace: str, plural: str, name: str, *, metadata_only: bool = False):
         query = [("resourceVersion", "metadata")] if metadata_only else None
-        return call(f"read {plural}", get_json, self.path(namespace, plural, name), query,
-                    resource=f"{plural}/{name}", missing_ok=True, retry_sleep=self.retry_sleep)
+        return call(
+            f"read {plural}",
+            get_json,
+            self.path(namespace, plural, name),
+            query,
+            resource=f"{plural}/{name}",
+            missing_ok=True,
+            retry_sleep=self.retry_sleep,
+        )
 
     def _ours(self, obj: dict[str, Any] | None) -> dict[str, Any] | None:
         if obj is None:
@@ -101,19 +108,25 @@ class KubescapeObjects:
 
     def profile(self) -> ProfileState | None:
         """The ContainerProfile's learning state (metadata only), or None if not there yet."""
-        obj = self._ours(self._get(self.instance.namespace, CONTAINER_PROFILES,
-                                   self.instance.slug, metadata_only=True))
+        obj = self._ours(
+            self._get(
+                self.instance.namespace, CONTAINER_PROFILES, self.instance.slug, metadata_only=True
+            )
+        )
         if obj is None:
             return None
         metadata = obj["metadata"]
         annotations = metadata.get("annotations") or {}
-        return ProfileState(annotations.get(STATUS_ANNOTATION, ""),
-                            annotations.get(COMPLETION_ANNOTATION, ""),
-                            str(metadata.get("resourceVersion", "")))
+        return ProfileState(
+            annotations.get(STATUS_ANNOTATION, ""),
+            annotations.get(COMPLETION_ANNOTATION, ""),
+            str(metadata.get("resourceVersion", "")),
+        )
 
     def relevant_manifest(self) -> dict[str, Any] | None:
-        obj = self._ours(self._get(self.kubescape_namespace, VULNERABILITY_MANIFESTS,
-                                   self.instance.slug))
+        obj = self._ours(
+            self._get(self.kubescape_namespace, VULNERABILITY_MANIFESTS, self.instance.slug)
+        )
         if obj is None:
             return None
         labels = obj["metadata"].get("labels") or {}
@@ -124,12 +137,12 @@ class KubescapeObjects:
 
         The manifest is per image; when it names its image ID, that must be the pod's.
         """
-        summary = self._get(self.instance.namespace, VULNERABILITY_MANIFEST_SUMMARIES,
-                            self.summary_name)
+        summary = self._get(
+            self.instance.namespace, VULNERABILITY_MANIFEST_SUMMARIES, self.summary_name
+        )
         if summary is None:
             return None
-        reference = (((summary.get("spec") or {}).get("vulnerabilitiesRef") or {})
-                     .get("all") or {})
+        reference = ((summary.get("spec") or {}).get("vulnerabilitiesRef") or {}).get("all") or {}
         name = reference.get("name")
         if not name:
             return None
@@ -143,12 +156,14 @@ class KubescapeObjects:
         return manifest
 
     def kubescape_vex(self) -> dict[str, Any] | None:
-        return self._ours(self._get(self.kubescape_namespace, OPENVEX_CONTAINERS,
-                                    self.instance.slug))
+        return self._ours(
+            self._get(self.kubescape_namespace, OPENVEX_CONTAINERS, self.instance.slug)
+        )
 
     def filtered_sbom(self) -> dict[str, Any] | None:
-        return self._ours(self._get(self.kubescape_namespace, SBOM_SYFT_FILTERED,
-                                    self.instance.slug))
+        return self._ours(
+            self._get(self.kubescape_namespace, SBOM_SYFT_FILTERED, self.instance.slug)
+        )
 
     def exists(self, namespace: str, plural: str, name: str) -> bool:
         return self._get(namespace, plural, name, metadata_only=True) is not None
@@ -156,9 +171,18 @@ class KubescapeObjects:
     def delete(self, namespace: str, plural: str, name: str) -> None:
         """Delete one object by exact name; gone already is fine. Never a collection delete."""
         custom = client.CustomObjectsApi(api_client())
-        call(f"delete {plural}", custom.delete_namespaced_custom_object,
-             KUBESCAPE_GROUP, KUBESCAPE_VERSION, namespace, plural, name,
-             resource=f"{plural}/{name}", missing_ok=True, retry_sleep=self.retry_sleep)
+        call(
+            f"delete {plural}",
+            custom.delete_namespaced_custom_object,
+            KUBESCAPE_GROUP,
+            KUBESCAPE_VERSION,
+            namespace,
+            plural,
+            name,
+            resource=f"{plural}/{name}",
+            missing_ok=True,
+            retry_sleep=self.retry_sleep,
+        )
 
 
 def _same_image(first: str, second: str) -> bool:

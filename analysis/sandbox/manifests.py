@@ -252,8 +252,13 @@ def env_secret(job: Any, *, namespace: str) -> Manifest | None:
         return None
     meta = _metadata(job, namespace)
     meta["name"] = env_secret_name(job.id)
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
-            "stringData": dict(environment)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "type": "Opaque",
+        "stringData": dict(environment),
+    }
 
 
 def network_policy(job: Any, *, namespace: str) -> Manifest | None:

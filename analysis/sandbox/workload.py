@@ -25,10 +25,12 @@ from reliability.exceptions import (
 from . import manifests
 from .identity import ContainerInstance
 
-IMAGE_PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                                 "ErrImageNeverPull"})
-CRASH_FAILURES = frozenset({"CrashLoopBackOff", "CreateContainerConfigError",
-                            "CreateContainerError", "RunContainerError"})
+IMAGE_PULL_FAILURES = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+)
+CRASH_FAILURES = frozenset(
+    {"CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+)
 LOG_LINES = 50
 
 
@@ -57,12 +59,20 @@ class Workload:
 
     def check_namespace(self) -> None:
         core = client.CoreV1Api(api_client())
-        found = self._call("read namespace", core.read_namespace, self.namespace,
-                           resource=f"namespaces/{self.namespace}", missing_ok=True)
+        found = self._call(
+            "read namespace",
+            core.read_namespace,
+            self.namespace,
+            resource=f"namespaces/{self.namespace}",
+            missing_ok=True,
+        )
         if found is None:
-            raise SandboxError(self.name, "namespace missing",
-                               f"The sandbox namespace {self.namespace!r} does not exist; "
-                               "create it (the service never creates namespaces).")
+            raise SandboxError(
+                self.name,
+                "namespace missing",
+                f"The sandbox namespace {self.namespace!r} does not exist; "
+                "create it (the service never creates namespaces).",
+            )
 
     # -- deploy ------------------------------------------------------------------
 
@@ -73,19 +83,28 @@ class Workload:
         job, ns = self.job, self.namespace
         secret = manifests.env_secret(job, namespace=ns)
         if secret is not None:
-            self._create("secret", core.create_namespaced_secret,
-                         core.read_namespaced_secret, secret)
+            self._create(
+                "secret", core.create_namespaced_secret, core.read_namespaced_secret, secret
+            )
         policy = manifests.network_policy(job, namespace=ns)
         if policy is not None:
-            self._create("network policy", networking.create_namespaced_network_policy,
-                         networking.read_namespaced_network_policy, policy)
+            self._create(
+                "network policy",
+                networking.create_namespaced_network_policy,
+                networking.read_namespaced_network_policy,
+                policy,
+            )
         service = manifests.service(job, namespace=ns)
         if service is not None:
-            self._create("service", core.create_namespaced_service,
-                         core.read_namespaced_service, service)
-        self._create("deployment", apps.create_namespaced_deployment,
-                     apps.read_namespaced_deployment,
-                     manifests.deployment(job, namespace=ns, resources=settings.SANDBOX_RESOURCES))
+            self._create(
+                "service", core.create_namespaced_service, core.read_namespaced_service, service
+            )
+        self._create(
+            "deployment",
+            apps.create_namespaced_deployment,
+            apps.read_namespaced_deployment,
+            manifests.deployment(job, namespace=ns, resources=settings.SANDBOX_RESOURCES),
+        )
 
     def _create(self, kind: str, create: Callable, read: Callable, body: dict) -> None:
         name = body["metadata"]["name"]
@@ -94,8 +113,9 @@ class Workload:
         except KubernetesError as error:
             if error.details.get("status_code") != 409:
                 raise
-            existing = self._call(f"read {kind}", read, name, self.namespace,
-                                  resource=f"{kind}/{name}")
+            existing = self._call(
+                f"read {kind}", read, name, self.namespace, resource=f"{kind}/{name}"
+            )
             found = existing.metadata.labels or {}
             if found.get(manifests.JOB_LABEL) != str(self.job.pk):
                 raise ResourceConflictError(
@@ -105,19 +125,30 @@ class Workload:
             if found.get(manifests.ATTEMPT_LABEL) != self.attempt:
                 # An earlier run's object, still being removed: try again later.
                 raise TransientKubernetesError(
-                    f"create {kind}", f"An earlier attempt's {kind} {name} is still there.",
-                    status_code=409, resource=f"{kind}/{name}") from error
+                    f"create {kind}",
+                    f"An earlier attempt's {kind} {name} is still there.",
+                    status_code=409,
+                    resource=f"{kind}/{name}",
+                ) from error
 
     # -- readiness ---------------------------------------------------------------
 
     def pods(self) -> list[Any]:
         core = client.CoreV1Api(api_client())
         selector = f"{manifests.JOB_LABEL}={self.job.pk}"
-        listed = self._call("list pods", core.list_namespaced_pod, self.namespace,
-                            label_selector=selector, resource="pods")
+        listed = self._call(
+            "list pods",
+            core.list_namespaced_pod,
+            self.namespace,
+            label_selector=selector,
+            resource="pods",
+        )
         # Selectors are applied by a real API server; check again rather than trust it.
-        return [pod for pod in listed.items
-                if (pod.metadata.labels or {}).get(manifests.JOB_LABEL) == str(self.job.pk)]
+        return [
+            pod
+            for pod in listed.items
+            if (pod.metadata.labels or {}).get(manifests.JOB_LABEL) == str(self.job.pk)
+        ]
 
     def ready_pod(self) -> ReadyPod | None:
         """The ready pod, None while starting; raises at once on a failure that will not heal."""
@@ -135,18 +166,30 @@ class Workload:
             reason = waiting.reason if waiting else None
             if reason in IMAGE_PULL_FAILURES:
                 raise InvalidImageError(
-                    self.job.image_ref, reason,
-                    f"The image could not be pulled ({reason}): {waiting.message or ''}".strip())
+                    self.job.image_ref,
+                    reason,
+                    f"The image could not be pulled ({reason}): {waiting.message or ''}".strip(),
+                )
             if reason in CRASH_FAILURES:
-                raise SandboxError(self.name, reason,
-                                   f"The container keeps failing ({reason}).",
-                                   pod=pod.metadata.name, logs=self.logs(pod.metadata.name))
+                raise SandboxError(
+                    self.name,
+                    reason,
+                    f"The container keeps failing ({reason}).",
+                    pod=pod.metadata.name,
+                    logs=self.logs(pod.metadata.name),
+                )
         for condition in pod.status.conditions or []:
-            if (condition.type == "PodScheduled" and condition.status == "False"
-                    and condition.reason == "Unschedulable"):
-                raise SandboxError(self.name, "Unschedulable",
-                                   f"The pod cannot be scheduled: {condition.message or ''}",
-                                   pod=pod.metadata.name)
+            if (
+                condition.type == "PodScheduled"
+                and condition.status == "False"
+                and condition.reason == "Unschedulable"
+            ):
+                raise SandboxError(
+                    self.name,
+                    "Unschedulable",
+                    f"The pod cannot be scheduled: {condition.message or ''}",
+                    pod=pod.metadata.name,
+                )
 
     def any_instance(self) -> ContainerInstance | None:
         """The container instance of any of the job's pods, ready or not (for cleanup)."""
@@ -158,19 +201,30 @@ class Workload:
     def _instance_of(self, pod: Any) -> ContainerInstance:
         owners = pod.metadata.owner_references or []
         if not owners:
-            raise SandboxError(self.name, "pod has no owner",
-                               "The sandbox pod has no ReplicaSet owner; Kubescape cannot "
-                               "attribute its runtime profile.")
+            raise SandboxError(
+                self.name,
+                "pod has no owner",
+                "The sandbox pod has no ReplicaSet owner; Kubescape cannot "
+                "attribute its runtime profile.",
+            )
         owner = owners[0]
-        return ContainerInstance(owner.api_version, self.namespace, owner.kind, owner.name,
-                                 manifests.CONTAINER_NAME)
+        return ContainerInstance(
+            owner.api_version, self.namespace, owner.kind, owner.name, manifests.CONTAINER_NAME
+        )
 
     def logs(self, pod_name: str) -> list[str]:
         core = client.CoreV1Api(api_client())
         try:
-            text = self._call("read pod log", core.read_namespaced_pod_log, pod_name,
-                              self.namespace, container=manifests.CONTAINER_NAME,
-                              tail_lines=LOG_LINES, previous=False, resource=f"pods/{pod_name}")
+            text = self._call(
+                "read pod log",
+                core.read_namespaced_pod_log,
+                pod_name,
+                self.namespace,
+                container=manifests.CONTAINER_NAME,
+                tail_lines=LOG_LINES,
+                previous=False,
+                resource=f"pods/{pod_name}",
+            )
         except KubernetesError:
             return []
         return (text or "").splitlines()[-LOG_LINES:]
@@ -188,11 +242,19 @@ class Workload:
         core = client.CoreV1Api(api_client())
         networking = client.NetworkingV1Api(api_client())
         steps = [
-            ("deployment", apps.read_namespaced_deployment, apps.delete_namespaced_deployment,
-             "Foreground"),
+            (
+                "deployment",
+                apps.read_namespaced_deployment,
+                apps.delete_namespaced_deployment,
+                "Foreground",
+            ),
             ("service", core.read_namespaced_service, core.delete_namespaced_service, None),
-            ("network policy", networking.read_namespaced_network_policy,
-             networking.delete_namespaced_network_policy, None),
+            (
+                "network policy",
+                networking.read_namespaced_network_policy,
+                networking.delete_namespaced_network_policy,
+                None,
+            ),
             ("secret", core.read_namespaced_secret, core.delete_namespaced_secret, None),
         ]
         failures = []
@@ -206,19 +268,30 @@ class Workload:
     def _delete_own(self, kind: str, read: Callable, delete: Callable, propagation: str | None):
         name = manifests.env_secret_name(self.job.pk) if kind == "secret" else self.name
         resource = f"{kind}/{name}"
-        existing = self._call(f"read {kind}", read, name, self.namespace,
-                              resource=resource, missing_ok=True)
+        existing = self._call(
+            f"read {kind}", read, name, self.namespace, resource=resource, missing_ok=True
+        )
         if existing is None:
             return
         found = existing.metadata.labels or {}
-        if (found.get(manifests.JOB_LABEL) != str(self.job.pk)
-                or found.get(manifests.ATTEMPT_LABEL) != self.attempt):
+        if (
+            found.get(manifests.JOB_LABEL) != str(self.job.pk)
+            or found.get(manifests.ATTEMPT_LABEL) != self.attempt
+        ):
             return
         options = client.V1DeleteOptions(
             propagation_policy=propagation,
-            preconditions=client.V1Preconditions(uid=existing.metadata.uid))
-        self._call(f"delete {kind}", delete, name, self.namespace, body=options,
-                   resource=resource, missing_ok=True)
+            preconditions=client.V1Preconditions(uid=existing.metadata.uid),
+        )
+        self._call(
+            f"delete {kind}",
+            delete,
+            name,
+            self.namespace,
+            body=options,
+            resource=resource,
+            missing_ok=True,
+        )
 
 
 def _image_id(pod: Any) -> str:

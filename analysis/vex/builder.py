@@ -95,8 +95,10 @@ def action_for(match: Match) -> str:
     name = match.package.name
     if match.fix_state == "fixed" and match.fix_versions:
         return f"Upgrade {name} to {' or '.join(match.fix_versions)}"
-    return (f"Upgrade {name} to a version not affected by {match.vulnerability_id}, or remove "
-            "it from the image; no fixed version is known yet")
+    return (
+        f"Upgrade {name} to a version not affected by {match.vulnerability_id}, or remove "
+        "it from the image; no fixed version is known yet"
+    )
 
 
 def build(
@@ -115,12 +117,17 @@ def build(
     full_pairs = _first_by_key(full.matches)
     relevant_pairs = _first_by_key(relevant.matches)
     relevant_only = relevant_pairs.keys() - full_pairs.keys()
-    context = _Context(image_products(info.image_ref, info.digests),
-                       Observation(info.observed_seconds, evidence), loaded_files or {})
+    context = _Context(
+        image_products(info.image_ref, info.digests),
+        Observation(info.observed_seconds, evidence),
+        loaded_files or {},
+    )
 
     statements, results = [], []
-    for key in sorted(full_pairs.keys() | relevant_pairs.keys(),
-                      key=lambda k: (k[0], k not in relevant_pairs, k[1])):
+    for key in sorted(
+        full_pairs.keys() | relevant_pairs.keys(),
+        key=lambda k: (k[0], k not in relevant_pairs, k[1]),
+    ):
         match = full_pairs.get(key) or relevant_pairs[key]
         statement, result = _statement(match, key in relevant_pairs, context)
         statements.append(statement)
@@ -230,13 +237,18 @@ def _summary(
     for result in results:
         by_severity[result["severity"]][result["status"]] += 1
     problems = [*full.problems, *relevant.problems]
-    derived = sorted({m.package.purl for m in [*full.matches, *relevant.matches]
-                      if m.package.purl_derived})
+    derived = sorted(
+        {m.package.purl for m in [*full.matches, *relevant.matches] if m.package.purl_derived}
+    )
     return {
         "total_statements": len(results),
         "vulnerabilities": len({r["cve_id"] for r in results}),
-        "by_status": {AFFECTED: counts.get(AFFECTED, 0), NOT_AFFECTED: counts.get(NOT_AFFECTED, 0),
-                      UNDER_INVESTIGATION: 0, "fixed": 0},
+        "by_status": {
+            AFFECTED: counts.get(AFFECTED, 0),
+            NOT_AFFECTED: counts.get(NOT_AFFECTED, 0),
+            UNDER_INVESTIGATION: 0,
+            "fixed": 0,
+        },
         "by_severity": by_severity,
         "components_seen": len({m.package.purl for m in full.matches}),
         "loaded_components": len({m.package.purl for m in relevant.matches}),
@@ -253,9 +265,21 @@ def _document(statements: list[dict[str, Any]], info: DocumentInfo) -> dict[str,
     # and the digests) around its package's subcomponents, so those stand in for them: hashing
     # the full products would repeat the same bytes in every statement and cost more than
     # the rest of the build.
-    content = [info.image_ref, info.digests, [
-        [s["vulnerability"], s["status"], s.get("justification"), s.get("status_notes"),
-         s.get("action_statement"), s["products"][0]["subcomponents"]] for s in statements]]
+    content = [
+        info.image_ref,
+        info.digests,
+        [
+            [
+                s["vulnerability"],
+                s["status"],
+                s.get("justification"),
+                s.get("status_notes"),
+                s.get("action_statement"),
+                s["products"][0]["subcomponents"],
+            ]
+            for s in statements
+        ],
+    ]
     canonical = json.dumps(content, separators=(",", ":")).encode()
     return {
         "@context": CONTEXT,

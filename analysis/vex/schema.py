@@ -21,9 +21,7 @@ from reliability.exceptions import InternalServiceError
 
 
 def official_schema() -> dict[str, Any]:
-    return json.loads(
-        resources.files(__package__).joinpath("openvex_json_schema.json").read_text()
-    )
+    return json.loads(resources.files(__package__).joinpath("openvex_json_schema.json").read_text())
 
 
 @cache

@@ -25,11 +25,20 @@ class Command(CorrelatedCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("--older-than", type=int, required=True, metavar="DAYS",
-                            help="finished (or, never finished, created) more than DAYS ago")
-        parser.add_argument("--status", action="append", default=[],
-                            help="only jobs in this terminal status (repeatable; "
-                                 "default: complete, failed and cancelled)")
+        parser.add_argument(
+            "--older-than",
+            type=int,
+            required=True,
+            metavar="DAYS",
+            help="finished (or, never finished, created) more than DAYS ago",
+        )
+        parser.add_argument(
+            "--status",
+            action="append",
+            default=[],
+            help="only jobs in this terminal status (repeatable; "
+            "default: complete, failed and cancelled)",
+        )
         parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -48,8 +57,10 @@ class Command(CorrelatedCommand):
         counts, job_ids = self._count(candidates) if dry_run else self._delete(candidates)
         summary = {**counts, "job_ids": job_ids, "dry_run": dry_run}
         verb = "would be" if dry_run else "were"
-        text = (f"{counts['jobs']} job(s) {verb} deleted, with {counts['evidence']} evidence "
-                f"row(s) and {counts['vex_documents']} VEX document(s)")
+        text = (
+            f"{counts['jobs']} job(s) {verb} deleted, with {counts['evidence']} evidence "
+            f"row(s) and {counts['vex_documents']} VEX document(s)"
+        )
         self.emit(options, summary, text)
 
     @staticmethod
@@ -60,8 +71,10 @@ class Command(CorrelatedCommand):
             if status not in known:
                 raise CommandError(f"Unknown status {status!r}; one of {', '.join(terminal)}.")
             if status not in TERMINAL:
-                raise CommandError(f"Jobs that are {status} are active and are never deleted; "
-                                   f"--status takes {', '.join(terminal)}.")
+                raise CommandError(
+                    f"Jobs that are {status} are active and are never deleted; "
+                    f"--status takes {', '.join(terminal)}."
+                )
         return sorted(set(given)) if given else terminal
 
     @staticmethod
@@ -80,8 +93,11 @@ class Command(CorrelatedCommand):
         Each batch is re-selected by the same conditions, so a job retried in the
         meantime (active again) is left alone.
         """
-        labels = {AnalysisJob._meta.label: "jobs", AnalysisEvidence._meta.label: "evidence",
-                  VexDocument._meta.label: "vex_documents"}
+        labels = {
+            AnalysisJob._meta.label: "jobs",
+            AnalysisEvidence._meta.label: "evidence",
+            VexDocument._meta.label: "vex_documents",
+        }
         counts = dict.fromkeys(labels.values(), 0)
         job_ids: list[str] = []
         while batch := list(candidates.values_list("pk", flat=True)[:BATCH_SIZE]):

@@ -25,36 +25,53 @@ class Command(CorrelatedCommand):
         parser.add_argument("--organization", required=True, help="organization slug")
         parser.add_argument("--image", required=True, help="image reference, e.g. nginx:1.27")
         parser.add_argument("--digest", required=True, help="sha256:<64 hex>")
-        parser.add_argument("--full", required=True, type=Path,
-                            help="the image's VulnerabilityManifest")
-        parser.add_argument("--relevant", required=True, type=Path,
-                            help="the container's relevant (filtered) VulnerabilityManifest")
+        parser.add_argument(
+            "--full", required=True, type=Path, help="the image's VulnerabilityManifest"
+        )
+        parser.add_argument(
+            "--relevant",
+            required=True,
+            type=Path,
+            help="the container's relevant (filtered) VulnerabilityManifest",
+        )
         parser.add_argument("--vex", type=Path, help="Kubescape's VEX object (kept as evidence)")
         parser.add_argument("--sbom", type=Path, help="filtered SBOM (kept as evidence)")
-        parser.add_argument("--partial", action="store_true",
-                            help="the runtime profile was partial: lower confidence")
-        parser.add_argument("--dry-run", action="store_true",
-                            help="read and build, print the summary, store nothing")
+        parser.add_argument(
+            "--partial",
+            action="store_true",
+            help="the runtime profile was partial: lower confidence",
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="read and build, print the summary, store nothing",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         organization = Organization.objects.filter(slug=options["organization"]).first()
         if organization is None:
             raise CommandError(f"No organization {options['organization']!r}.")
-        image = ImageSerializer(data={"image_ref": options["image"],
-                                      "image_digest": options["digest"]})
+        image = ImageSerializer(
+            data={"image_ref": options["image"], "image_digest": options["digest"]}
+        )
         if not image.is_valid():
             raise CommandError(f"Invalid image: {dict(image.errors)}")
-        documents = {key: self._load(options[key]) if options[key] else None
-                     for key in ("full", "relevant", "vex", "sbom")}
-        evidence = Evidence(documents["full"], documents["relevant"], documents["vex"],
-                            documents["sbom"])
+        documents = {
+            key: self._load(options[key]) if options[key] else None
+            for key in ("full", "relevant", "vex", "sbom")
+        }
+        evidence = Evidence(
+            documents["full"], documents["relevant"], documents["vex"], documents["sbom"]
+        )
         completion = "partial" if options["partial"] else "complete"
         if options["dry_run"]:
             self._dry_run(options, evidence, completion)
             return
         try:
             job = import_results(
-                organization, options["image"], options["digest"],
+                organization,
+                options["image"],
+                options["digest"],
                 evidence,
                 completion=completion,
                 submitted_by=f"command:{self.request_id}",
@@ -64,25 +81,33 @@ class Command(CorrelatedCommand):
         summary = job.summary
         self.emit(
             options,
-            {"job_id": str(job.pk), "generated_vex_id": job.generated_vex_id,
-             "summary": summary},
+            {"job_id": str(job.pk), "generated_vex_id": job.generated_vex_id, "summary": summary},
             f"Job {job.pk} complete: {summary['total_statements']} statement(s), "
             f"{summary['by_status']['affected']} affected, "
             f"{summary['by_status']['not_affected']} not affected"
-            + (f"; VEX {job.generated_vex_id}" if job.generated_vex_id else
-               "; no VEX document (no vulnerabilities matched)"),
+            + (
+                f"; VEX {job.generated_vex_id}"
+                if job.generated_vex_id
+                else "; no VEX document (no vulnerabilities matched)"
+            ),
         )
 
     def _dry_run(self, options: dict[str, Any], evidence: Evidence, completion: str) -> None:
         try:
-            unsaved = AnalysisJob(image_ref=options["image"], image_digest=options["digest"],
-                                  origin=AnalysisJob.Origin.IMPORT)
+            unsaved = AnalysisJob(
+                image_ref=options["image"],
+                image_digest=options["digest"],
+                origin=AnalysisJob.Origin.IMPORT,
+            )
             summary = build_for(unsaved, evidence.parsed(), completion).summary
         except VexxyException as error:
             raise CommandError(f"{error.error_code}: {error.message}") from None
-        self.emit(options, {"job_id": None, "summary": summary, "dry_run": True},
-                  f"Would create a complete job: {summary['total_statements']} statement(s), "
-                  f"{summary['by_status']['affected']} affected (nothing stored)")
+        self.emit(
+            options,
+            {"job_id": None, "summary": summary, "dry_run": True},
+            f"Would create a complete job: {summary['total_statements']} statement(s), "
+            f"{summary['by_status']['affected']} affected (nothing stored)",
+        )
 
     @staticmethod
     def _load(path: Path) -> dict[str, Any]:

@@ -33,5 +33,6 @@ class Command(CorrelatedCommand):
         lines += [f"  FAILED {what}" for what in report["failures"]]
         self.emit(options, report, "\n".join(lines))
         if report["failures"]:
-            raise CommandError(f"{len(report['failures'])} object(s) could not be deleted",
-                               returncode=1)
+            raise CommandError(
+                f"{len(report['failures'])} object(s) could not be deleted", returncode=1
+            )

@@ -18,8 +18,12 @@ class Command(CorrelatedCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("--stale-after", type=float, default=settings.STALE_JOB_SECONDS,
-                            help=f"seconds (default {settings.STALE_JOB_SECONDS:g})")
+        parser.add_argument(
+            "--stale-after",
+            type=float,
+            default=settings.STALE_JOB_SECONDS,
+            help=f"seconds (default {settings.STALE_JOB_SECONDS:g})",
+        )
         parser.add_argument("--dry-run", action="store_true", help="report, change nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -27,12 +31,16 @@ class Command(CorrelatedCommand):
             raise CommandError("--stale-after must be positive.")
         report = recover_stale_jobs(options["stale_after"], dry_run=options["dry_run"])
         verb = "would be" if options["dry_run"] else "were"
-        lines = [f"{len(report['requeued'])} stale job(s) {verb} requeued, "
-                 f"{len(report['failed'])} {verb} failed as WORKER_LOST"]
+        lines = [
+            f"{len(report['requeued'])} stale job(s) {verb} requeued, "
+            f"{len(report['failed'])} {verb} failed as WORKER_LOST"
+        ]
         lines += [f"  requeued {job_id}" for job_id in report["requeued"]]
         lines += [f"  failed   {job_id}" for job_id in report["failed"]]
-        lines += [f"  left for the reconciler: {job_id}: {', '.join(items)}"
-                  for job_id, items in report["cleanup_failures"].items()]
+        lines += [
+            f"  left for the reconciler: {job_id}: {', '.join(items)}"
+            for job_id, items in report["cleanup_failures"].items()
+        ]
         self.emit(options, report, "\n".join(lines))
         if report["cleanup_failures"]:
             raise CommandError("some sandbox objects could not be deleted", returncode=1)

@@ -26,8 +26,11 @@ class JobActionCommand(CorrelatedCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("job_id", help="the job's UUID")
-        parser.add_argument("--dry-run", action="store_true",
-                            help="apply every rule, then roll back: nothing changes")
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="apply every rule, then roll back: nothing changes",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         job = self._job(options["job_id"])
@@ -39,8 +42,11 @@ class JobActionCommand(CorrelatedCommand):
         except VexxyException as exc:
             raise CommandError(f"{exc.error_code}: {exc.message}", returncode=1) from exc
         verb = f"would be {self.done}" if options["dry_run"] else self.done
-        self.emit(options, {"job_id": str(job.pk), "status": job.status,
-                            "dry_run": options["dry_run"]}, f"Job {job.pk} {verb}")
+        self.emit(
+            options,
+            {"job_id": str(job.pk), "status": job.status, "dry_run": options["dry_run"]},
+            f"Job {job.pk} {verb}",
+        )
 
     @staticmethod
     def _job(job_id: str) -> AnalysisJob:
