@@ -15,14 +15,20 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from analysis import jobs
+from analysis.api_keys import fill_new_key
+from analysis.models import (
+    AnalysisEvidence,
+    AnalysisJob,
+    ApiKey,
+    MonthlyUsage,
+    Organization,
+    VexDocument,
+)
+from analysis.profiles import redacted
+from analysis.sandbox.reconcile import reconcile_sandboxes
+from analysis.status import JobStatus
 from reliability.exceptions import VexxyException
-
-from . import jobs
-from .api_keys import fill_new_key
-from .maintenance import reconcile_sandboxes
-from .models import AnalysisEvidence, AnalysisJob, ApiKey, MonthlyUsage, Organization, VexDocument
-from .profiles import redacted
-from .status import JobStatus
 
 STATUS_COLOURS = {
     JobStatus.QUEUED: "#6c757d",

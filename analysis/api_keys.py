@@ -16,7 +16,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from .models import ApiKey, Organization
+from analysis.models import ApiKey, Organization
 
 KEY_PREFIX = "vx"
 # Do not write last_used_at more often than this: a write per request is not worth it.

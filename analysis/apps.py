@@ -7,4 +7,4 @@ class AnalysisConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import openapi  # noqa: F401 - registers the API-key scheme with drf-spectacular
+        from analysis.api import openapi  # noqa: F401 - registers the API-key scheme with drf-spectacular

@@ -13,16 +13,16 @@ import uuid
 from datetime import timedelta
 from uuid import UUID
 
+from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
+from analysis.budget import task_time_limits
+from analysis.models import AnalysisJob
+from analysis.status import JobStatus
 from reliability.correlation import CELERY_HEADER
 
-from .budget import task_time_limits
-from .models import AnalysisJob
-from .status import JobStatus
-
-logger = logging.getLogger("analysis.dispatch")
+logger = logging.getLogger(__name__)
 
 
 def dispatch_on_commit(job_id: UUID) -> None:
@@ -30,12 +30,11 @@ def dispatch_on_commit(job_id: UUID) -> None:
 
 
 PUBLISHED, NOT_PENDING, BROKER_DOWN = "published", "not_pending", "broker_down"
+RUN_ANALYSIS = "analysis.run_analysis"  # the task's registered name
 
 
 def publish(job_id: UUID) -> str:
     """Publish the job's task at most once; says whether it did, or why not."""
-    from .tasks import run_analysis
-
     task_id = str(uuid.uuid4())
     claimed = AnalysisJob.objects.filter(
         pk=job_id, status=JobStatus.QUEUED, dispatched_at__isnull=True
@@ -45,7 +44,8 @@ def publish(job_id: UUID) -> str:
     job = AnalysisJob.objects.only("config", "priority", "request_id").get(pk=job_id)
     soft, hard = task_time_limits(job.config["analysis_duration"])
     try:
-        run_analysis.apply_async(
+        # By name: the task module imports the job rules, which publish through this one.
+        current_app.tasks[RUN_ANALYSIS].apply_async(
             args=[str(job_id)],
             task_id=task_id,
             soft_time_limit=soft,
@@ -56,9 +56,7 @@ def publish(job_id: UUID) -> str:
         )
     except Exception as exc:
         # Unclaim so that dispatch_pending_jobs picks it up; the job itself is safe.
-        AnalysisJob.objects.filter(pk=job_id, celery_task_id=task_id).update(
-            dispatched_at=None, celery_task_id=""
-        )
+        AnalysisJob.objects.filter(pk=job_id, celery_task_id=task_id).make_pending()
         logger.warning(
             "Could not publish job %s; it stays queued for dispatch_pending_jobs",
             job_id,
@@ -101,9 +99,7 @@ def release(job_id: UUID, task_id: str) -> bool:
     The old message, if it ever arrives, is then refused by the claim, and
     ``dispatch_pending_jobs`` publishes the job anew.
     """
-    released = AnalysisJob.objects.filter(
-        pk=job_id, status=JobStatus.QUEUED, celery_task_id=task_id
-    ).update(dispatched_at=None, celery_task_id="")
+    released = AnalysisJob.objects.filter(pk=job_id, celery_task_id=task_id).make_pending()
     if released:
         logger.warning(
             "Job %s was published but never started; publishing it again",
@@ -117,10 +113,8 @@ def revoke(task_id: str) -> None:
     """Best effort: the worker also checks the job's status before and during the run."""
     if not task_id:
         return
-    from vexxy.celery import app
-
     try:
-        app.control.revoke(task_id)
+        current_app.control.revoke(task_id)
     except Exception as exc:
         logger.warning(
             "Could not revoke task %s",

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from .models import AnalysisEvidence, AnalysisJob
+from analysis.models import AnalysisEvidence, AnalysisJob
 
 
 def canonical_bytes(data: Any) -> bytes:

@@ -7,16 +7,15 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from analysis import quota
+from analysis.evidence import store_evidence
+from analysis.models import AnalysisJob, Organization
+from analysis.profiles import normalize_config
+from analysis.results import Evidence, build_for, record
+from analysis.status import JobStatus
 from reliability.correlation import get_request_id
 
-from . import quota
-from .evidence import store_evidence
-from .models import AnalysisJob, Organization
-from .profiles import normalize_config
-from .results import Evidence, build_for, record
-from .status import JobStatus
-
-logger = logging.getLogger("analysis.imports")
+logger = logging.getLogger(__name__)
 
 
 def import_results(

@@ -9,17 +9,16 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from analysis import quota
+from analysis.dispatch import dispatch_on_commit, revoke
+from analysis.models import AnalysisJob, Organization
+from analysis.sandbox.availability import ensure_sandbox_available
+from analysis.status import ACTIVE, REQUEUEABLE, RUNNING, JobStatus, transition
 from reliability.correlation import get_request_id
 from reliability.error_mapping import to_vexxy_exception
 from reliability.exceptions import InvalidJobStateError
 
-from . import quota
-from .availability import ensure_sandbox_available
-from .dispatch import dispatch_on_commit, revoke
-from .models import AnalysisJob, Organization
-from .status import RETRYABLE, JobStatus, transition
-
-logger = logging.getLogger("analysis.jobs")
+logger = logging.getLogger(__name__)
 
 
 def submit(organization: Organization, data: dict[str, Any], submitted_by: str) -> AnalysisJob:
@@ -60,14 +59,14 @@ def cancel(job: AnalysisJob, actor: str) -> AnalysisJob:
 
 def retry(job: AnalysisJob, actor: str) -> AnalysisJob:
     """Requeue a failed or cancelled job; it does not count against the quota again."""
-    if job.status not in RETRYABLE:  # a wrong state is the answer, even without a sandbox
-        raise InvalidJobStateError(job.pk, job.status, sorted(RETRYABLE))
+    if job.status not in REQUEUEABLE:  # a wrong state is the answer, even without a sandbox
+        raise InvalidJobStateError(job.pk, job.status, sorted(REQUEUEABLE))
     ensure_sandbox_available()
     with transaction.atomic():
         transition(
             job,
             JobStatus.QUEUED,
-            sources=RETRYABLE,
+            sources=REQUEUEABLE,
             progress_percent=0,
             current_phase="",
             error_code="",
@@ -116,7 +115,7 @@ def requeue_for_retry(
     return transition(
         job,
         JobStatus.QUEUED,
-        sources=frozenset({JobStatus.RUNNING, JobStatus.ANALYZING}),
+        sources=RUNNING,
         where=where,
         current_phase="retry scheduled",
         progress_percent=0,
@@ -133,6 +132,21 @@ def _with_cleanup_failures(job: AnalysisJob, details: dict[str, Any]) -> dict[st
     return {**details, "cleanup_failures": leftovers} if leftovers else dict(details)
 
 
+def requeue_after_worker_loss(job: AnalysisJob) -> AnalysisJob:
+    """A running job whose worker was lost → queued, unpublished; only if its heartbeat is
+    still the one seen, so that a worker that was merely slow keeps its job."""
+    return transition(
+        job,
+        JobStatus.QUEUED,
+        sources=RUNNING,
+        where={"heartbeat_at": job.heartbeat_at},
+        current_phase="requeued after worker loss",
+        progress_percent=0,
+        dispatched_at=None,
+        celery_task_id="",
+    )
+
+
 def claim(job: AnalysisJob, task_id: str) -> bool:
     """→ running, for the task published for this job; False if it is not ours to run.
 
@@ -144,7 +158,7 @@ def claim(job: AnalysisJob, task_id: str) -> bool:
         transition(
             job,
             JobStatus.RUNNING,
-            sources=frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.ANALYZING}),
+            sources=ACTIVE,
             where={"celery_task_id": task_id},
             started_at=now,
             heartbeat_at=now,

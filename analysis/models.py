@@ -8,8 +8,8 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from .status import ACTIVE, JobStatus
-from .vex.cyclonedx import cyclonedx_vex
+from analysis.status import JobStatus
+from analysis.vex.cyclonedx import cyclonedx_vex
 
 
 class Organization(models.Model):
@@ -77,8 +77,9 @@ class JobQuerySet(models.QuerySet):
     def for_organization(self, organization: Organization) -> JobQuerySet:
         return self.filter(organization=organization)
 
-    def active(self) -> JobQuerySet:
-        return self.filter(status__in=ACTIVE)
+    def make_pending(self) -> int:
+        """Back to "queued, not published": ``dispatch_pending_jobs`` publishes these anew."""
+        return self.filter(status=JobStatus.QUEUED).update(dispatched_at=None, celery_task_id="")
 
 
 class AnalysisJob(models.Model):

@@ -15,9 +15,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from analysis.models import MonthlyUsage, Organization
 from reliability.exceptions import QuotaExceededError
-
-from .models import MonthlyUsage, Organization
 
 QUOTA_TYPE = "monthly_analyses"
 

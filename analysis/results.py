@@ -8,12 +8,10 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from vexxy import __version__
-
-from .image_reference import unique_digests
-from .kubescape.readers import Manifest, Sbom, read_kubescape_vex, read_manifest, read_sbom
-from .models import AnalysisJob, VexDocument
-from .vex.builder import COMPLETE, BuildResult, DocumentInfo, build
+from analysis.image_reference import unique_digests
+from analysis.kubescape.readers import Manifest, Sbom, read_kubescape_vex, read_manifest, read_sbom
+from analysis.models import AnalysisJob, VexDocument
+from analysis.vex.builder import COMPLETE, BuildResult, DocumentInfo, build
 
 FULL, RELEVANT, KUBESCAPE_VEX, FILTERED_SBOM = (
     "full_manifest",
@@ -68,7 +66,7 @@ class Evidence:
 def build_for(
     job: AnalysisJob,
     parsed: ParsedEvidence,
-    evidence: str,
+    completeness: str,
     seen_digests: tuple[str | None, ...] = (),
 ) -> BuildResult:
     """``seen_digests``: digests of the image met while running it (the pod's ``imageID``)."""
@@ -77,23 +75,25 @@ def build_for(
         image_ref=job.image_ref,
         image_digest=job.image_digest,
         author=settings.VEX_AUTHOR,
-        tooling=f"vexxy-premium/{__version__} with Kubescape runtime evidence",
+        tooling=f"vexxy-premium/{settings.SERVICE_VERSION} with Kubescape runtime evidence",
         id_base=settings.VEX_DOCUMENT_ID_BASE,
         timestamp=timezone.now(),
         other_digests=unique_digests(*job.image_digests, *seen_digests, *parsed.image_digests),
         observed_seconds=observed,
     )
     loaded_files = parsed.sbom.files_by_package() if parsed.sbom else None
-    return build(parsed.full, parsed.relevant, info, evidence=evidence, loaded_files=loaded_files)
+    return build(
+        parsed.full, parsed.relevant, info, completeness=completeness, loaded_files=loaded_files
+    )
 
 
-def record(job: AnalysisJob, result: BuildResult, evidence: str = COMPLETE) -> dict[str, Any]:
+def record(job: AnalysisJob, result: BuildResult, completeness: str = COMPLETE) -> dict[str, Any]:
     """The job fields that the result sets; creates the VEX document when there is one."""
     fields: dict[str, Any] = {
         "image_digests": list(result.image_digests),
         "reachability_results": result.results,
         "summary": result.summary,
-        "execution_profile": {"evidence_completeness": evidence},
+        "execution_profile": {"evidence_completeness": completeness},
         "progress_percent": 100,
         "current_phase": "complete",
         "completed_at": timezone.now(),

@@ -16,7 +16,7 @@ from reliability.db import write_with_reconnect
 from reliability.exceptions import InvalidJobStateError
 
 if TYPE_CHECKING:
-    from .models import AnalysisJob
+    from analysis.models import AnalysisJob
 
 
 class JobStatus(models.TextChoices):
@@ -29,6 +29,7 @@ class JobStatus(models.TextChoices):
 
 
 ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.ANALYZING})
+RUNNING = frozenset({JobStatus.RUNNING, JobStatus.ANALYZING})  # a worker has it
 TERMINAL = frozenset({JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELLED})
 
 # target -> the statuses it may be entered from
@@ -38,14 +39,14 @@ ALLOWED_SOURCES: dict[str, frozenset[str]] = {
         {JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.RUNNING, JobStatus.ANALYZING}
     ),
     # from running/analyzing: the same task, redelivered after its worker was lost, resumes
-    JobStatus.RUNNING: frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.ANALYZING}),
+    JobStatus.RUNNING: ACTIVE,
     JobStatus.ANALYZING: frozenset({JobStatus.RUNNING}),
     JobStatus.COMPLETE: frozenset({JobStatus.ANALYZING}),
     JobStatus.FAILED: ACTIVE,
     JobStatus.CANCELLED: ACTIVE,
 }
 
-RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+REQUEUEABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 def transition(

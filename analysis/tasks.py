@@ -8,6 +8,11 @@ from celery import shared_task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from django.conf import settings
 
+from analysis import jobs
+from analysis.dispatch import RUN_ANALYSIS
+from analysis.models import AnalysisJob
+from analysis.sandbox.client import TRANSIENT
+from analysis.sandbox.pipeline import JobCancelled, Pipeline, SandboxDisabledError
 from reliability.exceptions import (
     AnalysisTimeoutError,
     InvalidJobStateError,
@@ -16,20 +21,15 @@ from reliability.exceptions import (
 )
 from reliability.locks import cache_lock
 
-from . import jobs
-from .cluster import TRANSIENT
-from .models import AnalysisJob
-from .pipeline import JobCancelled, Pipeline, SandboxDisabledError
-
-logger = logging.getLogger("analysis.tasks")
+logger = logging.getLogger(__name__)
 
 # Worth another attempt of the whole job: the cluster failed, not the image.
-RETRYABLE = (*TRANSIENT, ServiceUnavailableError)
+RETRIED_ERRORS = (*TRANSIENT, ServiceUnavailableError)
 
 
 @shared_task(
     bind=True,
-    name="analysis.run_analysis",
+    name=RUN_ANALYSIS,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
@@ -80,7 +80,7 @@ def run_analysis(self, job_id: str) -> None:
 
 
 def _transient(error: BaseException) -> bool:
-    return isinstance(error, RETRYABLE) and not isinstance(error, SandboxDisabledError)
+    return isinstance(error, RETRIED_ERRORS) and not isinstance(error, SandboxDisabledError)
 
 
 def _retry_later(task, job: AnalysisJob, error: BaseException) -> None:
@@ -102,7 +102,7 @@ def _retry_later(task, job: AnalysisJob, error: BaseException) -> None:
         raise
     except Exception as publish_error:
         # The retry could not be published: hand the queued job to dispatch_pending_jobs.
-        AnalysisJob.objects.filter(pk=job.pk).update(dispatched_at=None, celery_task_id="")
+        AnalysisJob.objects.filter(pk=job.pk).make_pending()
         logger.warning(
             "Could not schedule the retry of job %s; it waits for dispatch",
             job.pk,
@@ -127,7 +127,7 @@ def _fail(job: AnalysisJob, error: BaseException) -> None:
 @shared_task(name="analysis.dispatch_pending_jobs", ignore_result=True)
 def dispatch_pending_jobs_task() -> dict[str, int] | None:
     """Beat: publish queued jobs whose publish failed."""
-    from .dispatch import PUBLISHED, lost_publishes, pending_jobs, publish, release
+    from analysis.dispatch import PUBLISHED, lost_publishes, pending_jobs, publish, release
 
     with cache_lock("dispatch_pending_jobs", settings.MAINTENANCE_INTERVAL_SECONDS) as held:
         if not held:
@@ -142,7 +142,7 @@ def dispatch_pending_jobs_task() -> dict[str, int] | None:
 @shared_task(name="analysis.recover_stale_jobs", ignore_result=True)
 def recover_stale_jobs_task() -> dict | None:
     """Beat: requeue or fail jobs whose worker was lost."""
-    from .maintenance import recover_stale_jobs
+    from analysis.recovery import recover_stale_jobs
 
     with cache_lock("recover_stale_jobs", settings.STALE_JOB_SECONDS) as held:
         if not held:
@@ -154,7 +154,7 @@ def recover_stale_jobs_task() -> dict | None:
 @shared_task(name="analysis.reconcile_sandboxes", ignore_result=True)
 def reconcile_sandboxes_task() -> dict | None:
     """Beat: delete sandbox objects nobody owns any more."""
-    from .maintenance import reconcile_sandboxes
+    from analysis.sandbox.reconcile import reconcile_sandboxes
 
     if not settings.SANDBOX_ENABLED:
         return None

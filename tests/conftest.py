@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from analysis.cluster import reset_client
+from analysis.sandbox.client import reset_client
 from reliability.logs import RequestIdFilter
 from tests.kube import running_kube_api
 from tests.processes import start_process

@@ -39,7 +39,7 @@ from django.conf import settings as django_settings
 from kmock._internal.k8s import KubernetesObjectConflictError
 from kmock._internal.parsing import ParsedPath, guess_k8s
 
-from analysis.cluster import reset_client
+from analysis.sandbox.client import reset_client
 
 NAMESPACES = kmock.resource("", "v1", "namespaces")
 KUBESCAPE_GROUP = "spdx.softwarecomposition.kubescape.io"

@@ -24,11 +24,11 @@ import pytest
 from django.core.management import call_command
 from kubernetes import client
 
-from analysis.cluster import api_client
-from analysis.maintenance import recover_stale_jobs
 from analysis.models import AnalysisJob, VexDocument
 from analysis.profiles import normalize_config
+from analysis.recovery import recover_stale_jobs
 from analysis.sandbox import manifests
+from analysis.sandbox.client import api_client
 from tests.processes import ProcessOutput, start_process
 from tests.sandbox_world import (
     DEPLOYMENTS,

@@ -2,8 +2,8 @@
 over the Kubernetes API double (tests/kube.py), and a fake clock that drives them.
 
 The pipeline sleeps between polls. :class:`FakeClock` (the interface of
-``analysis.pipeline.Clock``) advances fake time on each sleep and then lets the world take the
-next step of its plan, so a scenario unfolds deterministically and nothing really waits. A step
+``analysis.sandbox.pipeline.Clock``) advances fake time on each sleep and then lets the world take
+the next step of its plan, so a scenario unfolds deterministically and nothing really waits. A step
 that cannot happen yet returns False and is tried again at the next sleep (the ReplicaSet and
 its pod appear only once the Deployment exists). Retry back-offs go through the same clock.
 

@@ -112,7 +112,7 @@ def test_create_api_key_refuses_an_unknown_organization_unless_asked():
 
 @pytest.mark.django_db
 def test_requests_beyond_the_rate_limit_are_429(api, settings, clean_cache):
-    from analysis.authentication import ApiKeyRateThrottle
+    from analysis.api.authentication import ApiKeyRateThrottle
 
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,

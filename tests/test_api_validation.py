@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from analysis.api.serializers import SubmitSerializer
 from analysis.profiles import normalize_config
-from analysis.serializers import SubmitSerializer
 from reliability.error_mapping import flatten_errors
 from tests.conftest import assert_envelope
 

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings as django_settings
 from kubernetes import client
 
-from analysis.cluster import (
+from analysis.sandbox.client import (
     KubernetesUnreachableError,
     TransientKubernetesError,
     api_client,

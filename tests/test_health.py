@@ -11,7 +11,7 @@ from urllib.error import HTTPError
 
 import pytest
 
-from analysis.cluster import KubernetesUnreachableError
+from analysis.sandbox.client import KubernetesUnreachableError
 from reliability.circuit import get_breaker
 from tests.conftest import free_port
 from tests.processes import start_process

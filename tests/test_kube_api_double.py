@@ -19,7 +19,7 @@ SANDBOX = settings.K8S_SANDBOX_NAMESPACE
 
 @pytest.fixture
 def k8s(kube_api):
-    """The official client, configured from the double's kubeconfig like analysis.cluster."""
+    """The official client, configured from the double's kubeconfig like analysis.sandbox.client."""
     configuration = client.Configuration()
     config.load_kube_config(
         config_file=str(kube_api.kubeconfig), client_configuration=configuration

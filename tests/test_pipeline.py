@@ -20,9 +20,9 @@ from jsonschema import Draft202012Validator
 
 from analysis import jobs
 from analysis.models import AnalysisJob, VexDocument
-from analysis.pipeline import JobCancelled, Pipeline
 from analysis.profiles import normalize_config
 from analysis.sandbox import manifests
+from analysis.sandbox.pipeline import JobCancelled, Pipeline
 from analysis.tasks import run_analysis
 from reliability.circuit import forget_breakers, get_breaker
 from tests.sandbox_world import (

@@ -13,9 +13,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from analysis.models import AnalysisJob
-from analysis.pipeline import JobCancelled, Pipeline
 from analysis.profiles import normalize_config
 from analysis.sandbox import manifests
+from analysis.sandbox.pipeline import JobCancelled, Pipeline
 from analysis.tasks import recover_stale_jobs_task
 from reliability.locks import cache_lock
 

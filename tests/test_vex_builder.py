@@ -404,7 +404,10 @@ def test_affected_carries_an_action_and_says_why(fix, action):
 )
 def test_not_loaded_packages_are_not_affected_with_the_observation_window(seconds, evidence, notes):
     result = build(
-        manifest(entry()), relevant(), replace(INFO, observed_seconds=seconds), evidence=evidence
+        manifest(entry()),
+        relevant(),
+        replace(INFO, observed_seconds=seconds),
+        completeness=evidence,
     )
     [(statement, outcome)] = by_key(result).values()
 
@@ -619,7 +622,10 @@ def test_confidence_ordering_and_partial_evidence():
 @pytest.mark.parametrize("evidence", [COMPLETE, PARTIAL])
 def test_results_carry_the_confidence_for_their_evidence(evidence):
     result = build(
-        manifest(entry("CVE-1"), entry("CVE-2")), relevant(entry("CVE-2")), INFO, evidence=evidence
+        manifest(entry("CVE-1"), entry("CVE-2")),
+        relevant(entry("CVE-2")),
+        INFO,
+        completeness=evidence,
     )
     scores = {r["status"]: r["confidence_score"] for r in result.results}
 
@@ -715,7 +721,7 @@ def test_property_documents_validate_and_counts_agree(pair, evidence):
     assert (len(full.matches), len(rel.matches)) == (n_full, n_rel)
     assert len(full.problems) + len(rel.problems) == bad
 
-    result = build(full, rel, INFO, evidence=evidence)
+    result = build(full, rel, INFO, completeness=evidence)
 
     assert_consistent(result, full, rel)
     assert result.summary["malformed_entries"] == bad

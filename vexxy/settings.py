@@ -199,9 +199,9 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["analysis.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["analysis.authentication.HasApiKey"],
-    "DEFAULT_THROTTLE_CLASSES": ["analysis.authentication.ApiKeyRateThrottle"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["analysis.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["analysis.api.authentication.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["analysis.api.authentication.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env("API_RATE_LIMIT", default="600/minute")},
     "UNAUTHENTICATED_USER": None,
 }
@@ -267,15 +267,15 @@ CIRCUIT_BREAKERS = {
         "failure_threshold": env.int("K8S_CIRCUIT_FAILURE_THRESHOLD", default=5),
         "recovery_timeout": env.float("K8S_CIRCUIT_RECOVERY_TIMEOUT", default=30.0),
         # Only failures of the cluster count: a 404 or 409 is an answer, not an outage.
-        "expected_exceptions": "analysis.cluster.TRANSIENT",
+        "expected_exceptions": "analysis.sandbox.client.TRANSIENT",
     },
 }
 
 HEALTH_CHECKS = {
     "database": "reliability.health.check_database",
     "celery": "reliability.health.check_celery",
-    "kubernetes": "analysis.health.check_kubernetes",
-    "kubescape": "analysis.health.check_kubescape",
+    "kubernetes": "analysis.sandbox.checks.check_kubernetes",
+    "kubescape": "analysis.sandbox.checks.check_kubescape",
     "circuit_breakers": "reliability.health.check_circuit_breakers",
 }
 HEALTH_CELERY_TIMEOUT = env.float("HEALTH_CELERY_TIMEOUT", default=1.0)

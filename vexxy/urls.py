@@ -6,7 +6,7 @@ public = {"authentication_classes": [], "permission_classes": []}
 
 urlpatterns = [
     path("", include("reliability.urls")),
-    path("api/v1/", include("analysis.urls")),
+    path("api/v1/", include("analysis.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="docs"),
     path("admin/", admin.site.urls),

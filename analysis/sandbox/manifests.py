@@ -90,7 +90,7 @@ PROGRESS_ALLOWANCE_SECONDS = 300
 DEFAULT_SERVICE_ACCOUNT = "vexxy-premium"
 DEFAULT_SERVICE_ACCOUNT_NAMESPACE = "vexxy"
 
-Manifest = dict[str, Any]
+KubeObject = dict[str, Any]
 
 
 def sandbox_name(job_id: uuid.UUID | str) -> str:
@@ -129,8 +129,8 @@ def annotations(job: Any) -> dict[str, str]:
     return {REQUEST_ID_ANNOTATION: job.request_id} if job.request_id else {}
 
 
-def _metadata(job: Any, namespace: str) -> Manifest:
-    meta: Manifest = {"name": sandbox_name(job.id), "namespace": namespace, "labels": labels(job)}
+def _metadata(job: Any, namespace: str) -> KubeObject:
+    meta: KubeObject = {"name": sandbox_name(job.id), "namespace": namespace, "labels": labels(job)}
     notes = annotations(job)
     if notes:
         meta["annotations"] = notes
@@ -145,12 +145,12 @@ def sniffing_time(config: Mapping[str, Any]) -> str:
 # -- workload ------------------------------------------------------------------------
 
 
-def deployment(job: Any, *, namespace: str, resources: Mapping[str, Any]) -> Manifest:
+def deployment(job: Any, *, namespace: str, resources: Mapping[str, Any]) -> KubeObject:
     """The sandbox Deployment: one replica of the image, pinned by digest, hardened."""
     config = job.config
     meta = _metadata(job, namespace)
     template_labels = {**labels(job), SNIFFING_LABEL: sniffing_time(config)}
-    template_meta: Manifest = {"labels": template_labels}
+    template_meta: KubeObject = {"labels": template_labels}
     if "annotations" in meta:
         template_meta["annotations"] = dict(meta["annotations"])
     return {
@@ -170,7 +170,7 @@ def deployment(job: Any, *, namespace: str, resources: Mapping[str, Any]) -> Man
     }
 
 
-def _pod_spec(job: Any, resources: Mapping[str, Any]) -> Manifest:
+def _pod_spec(job: Any, resources: Mapping[str, Any]) -> KubeObject:
     # No activeDeadlineSeconds: a real API server answers 422 for it in a
     # Deployment's pod template (only restartPolicy Always is allowed there).
     # The run's lifetime is bounded by the job's budget in the pipeline, which
@@ -184,10 +184,10 @@ def _pod_spec(job: Any, resources: Mapping[str, Any]) -> Manifest:
     }
 
 
-def _container(job: Any, resources: Mapping[str, Any]) -> Manifest:
+def _container(job: Any, resources: Mapping[str, Any]) -> KubeObject:
     config = job.config
     image = parse_image_reference(job.image_ref).pinned(job.image_digest)
-    container: Manifest = {
+    container: KubeObject = {
         "name": CONTAINER_NAME,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
@@ -216,7 +216,7 @@ def _container(job: Any, resources: Mapping[str, Any]) -> Manifest:
     return container
 
 
-def readiness_probe(config: Mapping[str, Any]) -> Manifest | None:
+def readiness_probe(config: Mapping[str, Any]) -> KubeObject | None:
     """HTTP GET on ``health_check_path`` at the first port; None without a path or a port.
 
     The pipeline waits at most ``health_check_timeout`` for readiness; the
@@ -245,7 +245,7 @@ def env_secret_name(job_id: uuid.UUID | str) -> str:
     return f"{sandbox_name(job_id)}-env"
 
 
-def env_secret(job: Any, *, namespace: str) -> Manifest | None:
+def env_secret(job: Any, *, namespace: str) -> KubeObject | None:
     """The job's environment as a Secret, or None without one. Never log its body."""
     environment = job.config.get("environment") or {}
     if not environment:
@@ -261,7 +261,7 @@ def env_secret(job: Any, *, namespace: str) -> Manifest | None:
     }
 
 
-def network_policy(job: Any, *, namespace: str) -> Manifest | None:
+def network_policy(job: Any, *, namespace: str) -> KubeObject | None:
     """Deny all egress from the job's pods; None when the job asked for egress.
 
     Deny means deny: DNS is not let through either. An image under analysis
@@ -282,7 +282,7 @@ def network_policy(job: Any, *, namespace: str) -> Manifest | None:
     }
 
 
-def service(job: Any, *, namespace: str) -> Manifest | None:
+def service(job: Any, *, namespace: str) -> KubeObject | None:
     """A ClusterIP Service in front of the job's pod, one port per configured port."""
     ports = list(job.config.get("ports") or [])
     if not ports:
@@ -310,8 +310,8 @@ def _rule(
     resources: tuple[str, ...] | list[str],
     verbs: tuple[str, ...],
     resource_names: list[str] | None = None,
-) -> Manifest:
-    rule: Manifest = {"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
+) -> KubeObject:
+    rule: KubeObject = {"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
     if resource_names is not None:
         rule["resourceNames"] = list(resource_names)
     return rule
@@ -321,7 +321,7 @@ def _rbac_labels() -> dict[str, str]:
     return {MANAGED_BY_LABEL: MANAGED_BY}
 
 
-def _subjects(service_account: str, service_account_namespace: str) -> list[Manifest]:
+def _subjects(service_account: str, service_account_namespace: str) -> list[KubeObject]:
     return [
         {"kind": "ServiceAccount", "name": service_account, "namespace": service_account_namespace}
     ]
@@ -336,7 +336,7 @@ def namespace_reader_role_name(namespace: str) -> str:
     return f"{MANAGED_BY}-namespace-reader-{namespace}"
 
 
-def service_account(name: str, namespace: str) -> Manifest:
+def service_account(name: str, namespace: str) -> KubeObject:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
@@ -344,7 +344,7 @@ def service_account(name: str, namespace: str) -> Manifest:
     }
 
 
-def sandbox_role(namespace: str) -> Manifest:
+def sandbox_role(namespace: str) -> KubeObject:
     """Run sandboxes in ``namespace`` and read/delete Kubescape's objects written there."""
     return {
         "apiVersion": f"{RBAC_GROUP}/v1",
@@ -364,11 +364,11 @@ def sandbox_role(namespace: str) -> Manifest:
 
 def sandbox_role_binding(
     namespace: str, service_account: str, service_account_namespace: str
-) -> Manifest:
+) -> KubeObject:
     return _role_binding(SANDBOX_ROLE, namespace, service_account, service_account_namespace)
 
 
-def kubescape_reader_role(kubescape_namespace: str) -> Manifest:
+def kubescape_reader_role(kubescape_namespace: str) -> KubeObject:
     """Read and delete (by exact name) the results Kubescape stores in its own namespace."""
     return {
         "apiVersion": f"{RBAC_GROUP}/v1",
@@ -384,13 +384,13 @@ def kubescape_reader_role(kubescape_namespace: str) -> Manifest:
 
 def kubescape_reader_role_binding(
     kubescape_namespace: str, service_account: str, service_account_namespace: str
-) -> Manifest:
+) -> KubeObject:
     return _role_binding(
         KUBESCAPE_READER_ROLE, kubescape_namespace, service_account, service_account_namespace
     )
 
 
-def namespace_reader_cluster_role(namespace: str) -> Manifest:
+def namespace_reader_cluster_role(namespace: str) -> KubeObject:
     """GET on the sandbox namespace only (preflight): namespaces are cluster-scoped."""
     return {
         "apiVersion": f"{RBAC_GROUP}/v1",
@@ -402,13 +402,13 @@ def namespace_reader_cluster_role(namespace: str) -> Manifest:
 
 def namespace_reader_cluster_role_binding(
     namespace: str, service_account: str, service_account_namespace: str
-) -> Manifest:
+) -> KubeObject:
     return _cluster_role_binding(
         namespace_reader_role_name(namespace), service_account, service_account_namespace
     )
 
 
-def apiservice_reader_cluster_role(apiservice: str = KUBESCAPE_APISERVICE) -> Manifest:
+def apiservice_reader_cluster_role(apiservice: str = KUBESCAPE_APISERVICE) -> KubeObject:
     """GET on Kubescape's APIService only (health check and preflight)."""
     return {
         "apiVersion": f"{RBAC_GROUP}/v1",
@@ -420,13 +420,13 @@ def apiservice_reader_cluster_role(apiservice: str = KUBESCAPE_APISERVICE) -> Ma
 
 def apiservice_reader_cluster_role_binding(
     service_account: str, service_account_namespace: str
-) -> Manifest:
+) -> KubeObject:
     return _cluster_role_binding(APISERVICE_READER_ROLE, service_account, service_account_namespace)
 
 
 def _role_binding(
     role: str, namespace: str, service_account: str, service_account_namespace: str
-) -> Manifest:
+) -> KubeObject:
     return {
         "apiVersion": f"{RBAC_GROUP}/v1",
         "kind": "RoleBinding",
@@ -438,7 +438,7 @@ def _role_binding(
 
 def _cluster_role_binding(
     cluster_role: str, service_account: str, service_account_namespace: str
-) -> Manifest:
+) -> KubeObject:
     # Cluster-wide names: the subject is part of the name, so two installations
     # (different service accounts) do not overwrite each other's binding.
     name = f"{cluster_role}-{service_account_namespace}-{service_account}"
@@ -458,7 +458,7 @@ def rbac_objects(
     service_account_name: str = DEFAULT_SERVICE_ACCOUNT,
     service_account_namespace: str = DEFAULT_SERVICE_ACCOUNT_NAMESPACE,
     apiservice: str = KUBESCAPE_APISERVICE,
-) -> list[Manifest]:
+) -> list[KubeObject]:
     """The ServiceAccount and every Role/ClusterRole and binding, in ``kubectl apply`` order."""
     sa, sa_ns = service_account_name, service_account_namespace
     return [

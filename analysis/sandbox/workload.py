@@ -14,16 +14,15 @@ from typing import Any
 from django.conf import settings
 from kubernetes import client
 
-from analysis.cluster import TransientKubernetesError, api_client, call
+from analysis.sandbox import manifests
+from analysis.sandbox.client import TransientKubernetesError, api_client, call
+from analysis.sandbox.identity import ContainerInstance
 from reliability.exceptions import (
     InvalidImageError,
     KubernetesError,
     ResourceConflictError,
     SandboxError,
 )
-
-from . import manifests
-from .identity import ContainerInstance
 
 IMAGE_PULL_FAILURES = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}

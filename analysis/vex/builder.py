@@ -25,12 +25,11 @@ from typing import Any
 
 from analysis.image_reference import unique_digests
 from analysis.kubescape.readers import SEVERITIES, Manifest, Match
+from analysis.vex.notes import Observation, loaded, not_loaded
+from analysis.vex.products import image_products
+from analysis.vex.purls import subcomponent_purls
+from analysis.vex.schema import validate_document
 from reliability.exceptions import utc_timestamp
-
-from .notes import Observation, loaded, not_loaded
-from .products import image_products
-from .purls import subcomponent_purls
-from .schema import validate_document
 
 CONTEXT = "https://openvex.dev/ns/v0.2.0"
 AFFECTED, NOT_AFFECTED = "affected", "not_affected"
@@ -73,7 +72,7 @@ class BuildResult:
     image_digests: tuple[str, ...] = ()  # every digest the products name
 
 
-def confidence(status: str, justification: str | None, evidence: str) -> float:
+def confidence(status: str, justification: str | None, completeness: str) -> float:
     """How sure a statement is; clients order findings by it.
 
     Complete evidence: not_affected 0.95 (0.98 for the strongest
@@ -83,11 +82,11 @@ def confidence(status: str, justification: str | None, evidence: str) -> float:
     """
     if status == NOT_AFFECTED:
         score = 0.98 if justification in STRONG_JUSTIFICATIONS else 0.95
-        return score if evidence == COMPLETE else round(score - 0.25, 2)
+        return score if completeness == COMPLETE else round(score - 0.25, 2)
     if status == AFFECTED:
         return 0.90
     if status == UNDER_INVESTIGATION:
-        return 0.60 if evidence == COMPLETE else 0.50
+        return 0.60 if completeness == COMPLETE else 0.50
     return 0.50
 
 
@@ -106,7 +105,7 @@ def build(
     relevant: Manifest,
     info: DocumentInfo,
     *,
-    evidence: str = COMPLETE,
+    completeness: str = COMPLETE,
     loaded_files: Mapping[tuple[str, str], Sequence[str]] | None = None,
     validate: bool = True,
 ) -> BuildResult:
@@ -119,7 +118,7 @@ def build(
     relevant_only = relevant_pairs.keys() - full_pairs.keys()
     context = _Context(
         image_products(info.image_ref, info.digests),
-        Observation(info.observed_seconds, evidence),
+        Observation(info.observed_seconds, completeness),
         loaded_files or {},
     )
 
@@ -134,7 +133,7 @@ def build(
         results.append(result)
 
     counts = Counter(s["status"] for s in statements)
-    summary = _summary(full, relevant, results, counts, evidence, len(relevant_only))
+    summary = _summary(full, relevant, results, counts, completeness, len(relevant_only))
     document = _document(statements, info) if statements else None
     if document is not None and validate:
         validate_document(document)
@@ -205,12 +204,12 @@ def _statement(
         justification = NOT_IN_EXECUTE_PATH
         notes = not_loaded(label, context.observation)
         statement.update(status=NOT_AFFECTED, status_notes=notes, justification=justification)
-    evidence = context.observation.completeness
+    completeness = context.observation.completeness
     result = {
         "cve_id": match.vulnerability_id,
         "status": statement["status"],
         "justification": justification,
-        "confidence_score": confidence(statement["status"], justification, evidence),
+        "confidence_score": confidence(statement["status"], justification, completeness),
         "reason": notes,
         "action": action,
         "package": label,
@@ -230,7 +229,7 @@ def _summary(
     relevant: Manifest,
     results: list[dict[str, Any]],
     counts: Counter,
-    evidence: str,
+    completeness: str,
     relevant_only: int,
 ) -> dict[str, Any]:
     by_severity = {s: {AFFECTED: 0, NOT_AFFECTED: 0} for s in SEVERITIES}
@@ -252,7 +251,7 @@ def _summary(
         "by_severity": by_severity,
         "components_seen": len({m.package.purl for m in full.matches}),
         "loaded_components": len({m.package.purl for m in relevant.matches}),
-        "evidence_completeness": evidence,
+        "evidence_completeness": completeness,
         "relevant_only_pairs": relevant_only,
         "malformed_entries": len(problems),
         "malformed": [{"where": p.where, "reason": p.reason} for p in problems[:50]],

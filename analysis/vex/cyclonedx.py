@@ -39,9 +39,8 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
+from analysis.vex.schema import first_duplicate, first_error
 from reliability.exceptions import InternalServiceError
-
-from .schema import first_duplicate, first_error
 
 MEDIA_TYPE = "application/vnd.cyclonedx+json"
 SPEC_VERSION = "1.6"

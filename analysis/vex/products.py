@@ -15,8 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from analysis.image_reference import parse_image_reference
-
-from .purls import oci_purl
+from analysis.vex.purls import oci_purl
 
 
 def image_products(image_ref: str, digests: Iterable[str]) -> list[dict[str, Any]]:

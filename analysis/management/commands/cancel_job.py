@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 from analysis import jobs
-
-from .retry_job import JobActionCommand
+from analysis.management.commands.retry_job import JobActionCommand
 
 
 class Command(JobActionCommand):

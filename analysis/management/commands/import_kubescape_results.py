@@ -5,10 +5,10 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from analysis.api.serializers import ImageSerializer, KubescapeDocumentField
 from analysis.imports import import_results
 from analysis.models import AnalysisJob, Organization
 from analysis.results import Evidence, build_for
-from analysis.serializers import ImageSerializer, KubescapeDocumentField
 from reliability.commands import CorrelatedCommand
 from reliability.exceptions import VexxyException
 

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from analysis.maintenance import reconcile_sandboxes
+from analysis.sandbox.reconcile import reconcile_sandboxes
 from reliability.commands import CorrelatedCommand
 from reliability.exceptions import VexxyException
 

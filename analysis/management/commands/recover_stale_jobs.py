@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from analysis.maintenance import recover_stale_jobs
+from analysis.recovery import recover_stale_jobs
 from reliability.commands import CorrelatedCommand
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
-from .vex.cyclonedx import MEDIA_TYPE as CYCLONEDX_MEDIA_TYPE
+from analysis.vex.cyclonedx import MEDIA_TYPE as CYCLONEDX_MEDIA_TYPE
 
 
 class OpenVexRenderer(JSONRenderer):

@@ -17,6 +17,24 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from analysis.budget import job_budget_seconds
+from analysis.evidence import store_evidence
+from analysis.image_reference import digest_of
+from analysis.models import AnalysisJob, VexDocument
+from analysis.results import (
+    FILTERED_SBOM,
+    FULL,
+    KUBESCAPE_VEX,
+    RELEVANT,
+    Evidence,
+    build_for,
+    record,
+)
+from analysis.sandbox.checks import check_kubernetes, check_kubescape
+from analysis.sandbox.kubescape_objects import FAILED_PROFILE_STATUSES, KubescapeObjects
+from analysis.sandbox.workload import ReadyPod, Workload
+from analysis.status import RUNNING, JobStatus, transition
+from analysis.vex.builder import COMPLETE, PARTIAL
 from reliability.db import write_with_reconnect
 from reliability.exceptions import (
     AnalysisTimeoutError,
@@ -26,24 +44,12 @@ from reliability.exceptions import (
 )
 from reliability.health import HEALTHY
 
-from .budget import job_budget_seconds
-from .evidence import store_evidence
-from .health import check_kubernetes, check_kubescape
-from .image_reference import digest_of
-from .models import AnalysisJob, VexDocument
-from .results import FILTERED_SBOM, FULL, KUBESCAPE_VEX, RELEVANT, Evidence, build_for, record
-from .sandbox.kubescape import FAILED_PROFILE_STATUSES, KubescapeObjects
-from .sandbox.workload import ReadyPod, Workload
-from .status import JobStatus, transition
-from .vex.builder import COMPLETE, PARTIAL
-
-logger = logging.getLogger("analysis.pipeline")
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # phase -> progress when it starts
 PHASES = {"preflight": 5, "deploy": 10, "wait_ready": 20, "observe": 30, "collect": 85, "build": 95}
 WORKLOAD_KIND = "deployment"
-RUNNING_STATES = frozenset({JobStatus.RUNNING, JobStatus.ANALYZING})
 
 
 class Clock:
@@ -152,7 +158,7 @@ class Pipeline:
         )
         self.phase = "observe"
         profile = self.poll(self._completed_profile)
-        evidence = COMPLETE if profile.completion == "complete" else PARTIAL
+        completeness = COMPLETE if profile.completion == "complete" else PARTIAL
         relevant = self.poll(self._settled_relevant_manifest())
         full = self.poll(lambda: self.kubescape.full_manifest(pod.image_id))
         self.enter("collect")
@@ -163,8 +169,8 @@ class Pipeline:
         for kind, data in collected.items():
             store_evidence(self.job, kind, data, _DESCRIPTIONS[kind])
         self.enter("build")
-        result = build_for(self.job, parsed, evidence, (digest_of(pod.image_id),))
-        write_with_reconnect(self._complete, result, evidence)
+        result = build_for(self.job, parsed, completeness, (digest_of(pod.image_id),))
+        write_with_reconnect(self._complete, result, completeness)
         logger.info(
             "Job %s complete",
             self.job.pk,
@@ -189,7 +195,7 @@ class Pipeline:
                 extra={"job_id": str(self.job.pk), "vex_id": str(vex.pk)},
             )
 
-    def _complete(self, result, evidence: str) -> None:
+    def _complete(self, result, completeness: str) -> None:
         with transaction.atomic():  # no VEX document without a complete job, and vice versa
             # An earlier attempt's transient error does not describe a complete job.
             transition(
@@ -199,7 +205,7 @@ class Pipeline:
                 error_code="",
                 error_message="",
                 error_details={},
-                **record(self.job, result, evidence),
+                **record(self.job, result, completeness),
             )
 
     def _completed_profile(self):
@@ -261,7 +267,7 @@ class Pipeline:
         # Still ours: running under this task. Cancelled, or requeued by recover_stale_jobs
         # (which clears the task id), means stop and clean up.
         ours = AnalysisJob.objects.filter(
-            pk=self.job.pk, status__in=RUNNING_STATES, celery_task_id=self.job.celery_task_id
+            pk=self.job.pk, status__in=RUNNING, celery_task_id=self.job.celery_task_id
         )
         alive = write_with_reconnect(ours.update, **fields)
         if not alive:

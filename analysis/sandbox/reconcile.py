@@ -1,100 +1,23 @@
-"""Recovery of jobs whose worker was lost, shared by the command and the beat task."""
+"""Deletion of sandbox objects that no running job owns, shared by the command and beat."""
 
 from __future__ import annotations
 
-import logging
-import uuid
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 from kubernetes import client
 
-from reliability.exceptions import InvalidJobStateError, WorkerLostError
-
-from . import jobs
-from .budget import job_budget_seconds
-from .cluster import api_client, call
-from .dispatch import publish
-from .models import AnalysisJob
-from .pipeline import RUNNING_STATES, WORKLOAD_KIND, Pipeline
-from .sandbox import manifests
-from .sandbox.identity import INSTANCE_ID_ANNOTATION, ContainerInstance
-from .sandbox.kubescape import KubescapeObjects
-from .status import TERMINAL, JobStatus, transition
-
-logger = logging.getLogger("analysis.maintenance")
-
-
-def stale_jobs(stale_after: float) -> list[AnalysisJob]:
-    """Running jobs whose heartbeat is older than ``stale_after`` seconds."""
-    cutoff = timezone.now() - timedelta(seconds=stale_after)
-    return list(
-        AnalysisJob.objects.filter(status__in=RUNNING_STATES)
-        .filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, updated_at__lt=cutoff))
-        .order_by("heartbeat_at")
-    )
-
-
-def recover_stale_jobs(stale_after: float, *, dry_run: bool = False) -> dict[str, Any]:
-    """Requeue (attempts left) or fail as WORKER_LOST each stale job, and remove its sandbox.
-
-    The status change is conditional on the heartbeat seen, so a worker that was
-    only slow keeps its job; a requeued job's old task finds it is no longer its
-    own at its next poll and stops.
-    """
-    report: dict[str, Any] = {
-        "requeued": [],
-        "failed": [],
-        "skipped": [],
-        "cleanup_failures": {},
-        "dry_run": dry_run,
-    }
-    for job in stale_jobs(stale_after):
-        requeue = job.attempts < settings.ANALYSIS_MAX_ATTEMPTS
-        outcome = "requeued" if requeue else "failed"
-        if dry_run:
-            report[outcome].append(str(job.pk))
-            continue
-        # Built before the requeue clears the task id: it cleans up that run's objects.
-        lost_run = Pipeline(job)
-        try:
-            if requeue:
-                transition(
-                    job,
-                    JobStatus.QUEUED,
-                    sources=RUNNING_STATES,
-                    where={"heartbeat_at": job.heartbeat_at},
-                    current_phase="requeued after worker loss",
-                    progress_percent=0,
-                    dispatched_at=None,
-                    celery_task_id="",
-                )
-            else:
-                jobs.fail(
-                    job, WorkerLostError(job.attempts), where={"heartbeat_at": job.heartbeat_at}
-                )
-        except InvalidJobStateError:
-            report["skipped"].append(str(job.pk))  # it moved on meanwhile: not stale
-            continue
-        failures = lost_run.cleanup(assume_deployed=True) if settings.SANDBOX_ENABLED else []
-        if failures:
-            report["cleanup_failures"][str(job.pk)] = failures
-        if requeue:
-            publish(job.pk)
-        report[outcome].append(str(job.pk))
-        logger.warning(
-            "Stale job %s %s",
-            job.pk,
-            outcome,
-            extra={"job_id": str(job.pk), "attempts": job.attempts},
-        )
-    return report
-
-
-# -- orphaned sandboxes ------------------------------------------------------------
+from analysis.budget import job_budget_seconds
+from analysis.models import AnalysisJob
+from analysis.sandbox import manifests
+from analysis.sandbox.client import api_client, call
+from analysis.sandbox.identity import INSTANCE_ID_ANNOTATION, ContainerInstance
+from analysis.sandbox.kubescape_objects import KubescapeObjects
+from analysis.sandbox.pipeline import WORKLOAD_KIND
+from analysis.status import TERMINAL
+from analysis.uuids import parse_uuid
 
 
 def reconcile_sandboxes(*, dry_run: bool = False) -> dict[str, Any]:
@@ -167,7 +90,7 @@ def _workload_kinds():
 
 
 def _orphaned(job_id: str | None, attempt: str | None = None) -> bool:
-    job = AnalysisJob.objects.filter(pk=_uuid(job_id)).first() if job_id else None
+    job = AnalysisJob.objects.filter(pk=parse_uuid(job_id)).first() if job_id else None
     if job is None or job.status in TERMINAL:
         return True
     if attempt is not None and attempt != job.celery_task_id:
@@ -215,10 +138,3 @@ def _delete(
             report["failures"].append(f"{what}: {type(error).__name__}")
             return
     report["deleted"].append(what)
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None

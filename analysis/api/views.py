@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -14,27 +12,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reliability.exceptions import (
-    InvalidJobStateError,
-    JobNotFoundError,
-    ResourceNotFoundError,
-    ValidationError,
-)
-
-from . import jobs
-from .filters import JobListFilters
-from .imports import import_results
-from .models import AnalysisJob, Organization, VexDocument
-from .openapi import errors
-from .renderers import (
+from analysis import jobs
+from analysis.api.filters import JobListFilters
+from analysis.api.openapi import errors
+from analysis.api.renderers import (
     CYCLONEDX_MEDIA_TYPE,
     VEX_FORMATS,
     VEX_RENDERERS,
     CycloneDxRenderer,
     unknown_format,
 )
-from .results import Evidence
-from .serializers import (
+from analysis.api.serializers import (
     EvidenceSerializer,
     ImportResponseSerializer,
     ImportSerializer,
@@ -44,7 +32,17 @@ from .serializers import (
     SubmitResponseSerializer,
     SubmitSerializer,
 )
-from .status import JobStatus
+from analysis.imports import import_results
+from analysis.models import AnalysisJob, Organization, VexDocument
+from analysis.results import Evidence
+from analysis.status import JobStatus
+from analysis.uuids import parse_uuid
+from reliability.exceptions import (
+    InvalidJobStateError,
+    JobNotFoundError,
+    ResourceNotFoundError,
+    ValidationError,
+)
 
 
 class OrganizationScoped:
@@ -61,19 +59,12 @@ class OrganizationScoped:
     def get_job(self, job_id: str) -> AnalysisJob:
         job = (
             AnalysisJob.objects.for_organization(self.organization)
-            .filter(pk=_uuid_or_none(job_id))
+            .filter(pk=parse_uuid(job_id))
             .first()
         )
         if job is None:
             raise JobNotFoundError(job_id)
         return job
-
-
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
 
 
 class SubmitView(OrganizationScoped, APIView):
@@ -265,7 +256,7 @@ class VexDocumentView(OrganizationScoped, APIView):
             )
         cyclonedx = isinstance(request.accepted_renderer, CycloneDxRenderer)
         documents = VexDocument.objects.filter(
-            pk=_uuid_or_none(vex_id), job__organization=self.organization
+            pk=parse_uuid(vex_id), job__organization=self.organization
         )
         document = (documents if cyclonedx else documents.defer("cyclonedx")).first()
         if document is None:

@@ -47,7 +47,7 @@ def errors(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "analysis.authentication.ApiKeyAuthentication"
+    target_class = "analysis.api.authentication.ApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema: object) -> dict[str, str]:

@@ -15,11 +15,10 @@ from typing import Any
 
 from kubernetes import client
 
-from analysis.cluster import api_client, call, get_json
 from analysis.image_reference import digest_of
-
-from .identity import INSTANCE_ID_ANNOTATION, ContainerInstance, summary_name
-from .manifests import (
+from analysis.sandbox.client import api_client, call, get_json
+from analysis.sandbox.identity import INSTANCE_ID_ANNOTATION, ContainerInstance, summary_name
+from analysis.sandbox.manifests import (
     CONTAINER_PROFILES,
     KUBESCAPE_GROUP,
     KUBESCAPE_VERSION,

@@ -7,8 +7,8 @@ from typing import Any
 from django.db.models import QuerySet
 from rest_framework import serializers
 
-from .models import AnalysisJob
-from .status import JobStatus
+from analysis.models import AnalysisJob
+from analysis.status import JobStatus
 
 
 class JobListFilters(serializers.Serializer):

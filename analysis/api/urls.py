@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from analysis.api import views
 
 urlpatterns = [
     path("analysis/submit", views.SubmitView.as_view(), name="analysis-submit"),

@@ -11,10 +11,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .budget import MAX_ANALYSIS_SECONDS, MIN_ANALYSIS_SECONDS, estimated_duration_minutes
-from .image_reference import SHA256_DIGEST, InvalidReference, parse_image_reference
-from .models import AnalysisEvidence, AnalysisJob
-from .profiles import DEFAULT_PROFILE, normalize_config, redacted
+from analysis.budget import MAX_ANALYSIS_SECONDS, MIN_ANALYSIS_SECONDS, estimated_duration_minutes
+from analysis.image_reference import SHA256_DIGEST, InvalidReference, parse_image_reference
+from analysis.models import AnalysisEvidence, AnalysisJob
+from analysis.profiles import DEFAULT_PROFILE, normalize_config, redacted
 
 YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -28,7 +28,7 @@ from reliability.circuit import get_breaker
 from reliability.exceptions import KubernetesError, ServiceUnavailableError
 from reliability.retry import RetryConfig, parse_retry_after, retry_with_backoff
 
-logger = logging.getLogger("analysis.cluster")
+logger = logging.getLogger(__name__)
 
 BREAKER = "kubernetes"
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from analysis.sandbox.checks import check_kubernetes, check_kubescape
 from reliability.circuit import CircuitState, get_breaker
 from reliability.exceptions import ServiceUnavailableError
 from reliability.health import UNHEALTHY
-
-from .health import check_kubernetes, check_kubescape
 
 KUBERNETES_BREAKER = "kubernetes"
 

@@ -13,11 +13,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from analysis.sandbox.client import api_client
 from reliability.health import DISABLED, HEALTHY, UNHEALTHY, CheckResult, cached
 
-from .cluster import api_client
-
-logger = logging.getLogger("analysis.health")
+logger = logging.getLogger(__name__)
 
 
 def check_kubernetes() -> CheckResult:

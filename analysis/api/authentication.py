@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 
-from .api_keys import KeyRejected, verify_key
-from .models import ApiKey, Organization
+from analysis.api_keys import KeyRejected, verify_key
+from analysis.models import ApiKey, Organization
 
 AUTH_SCHEME = "Api-Key"
 

@@ -1,0 +1,1 @@
+"""The HTTP API: views, serializers, filters, URLs, authentication and the OpenAPI pieces."""
