@@ -53,10 +53,3 @@ def consume(organization: Organization, now: datetime | None = None) -> int:
         )
     MonthlyUsage.objects.filter(pk=usage.pk).update(analyses=F("analyses") + 1)
     return usage.analyses + 1
-
-
-def current_usage(organization: Organization, now: datetime | None = None) -> int:
-    usage = MonthlyUsage.objects.filter(
-        organization=organization, month=month_start(now or timezone.now())
-    ).first()
-    return usage.analyses if usage else 0

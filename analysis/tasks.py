@@ -124,7 +124,7 @@ def _fail(job: AnalysisJob, error: BaseException) -> None:
         )
 
 
-@shared_task(name="analysis.dispatch_pending_jobs", ignore_result=True)
+@shared_task(name="analysis.dispatch_pending_jobs")
 def dispatch_pending_jobs_task() -> dict[str, int] | None:
     """Beat: publish queued jobs whose publish failed."""
     from analysis.dispatch import PUBLISHED, lost_publishes, pending_jobs, publish, release
@@ -139,7 +139,7 @@ def dispatch_pending_jobs_task() -> dict[str, int] | None:
         return {"pending": len(outcomes), "published": outcomes.count(PUBLISHED)}
 
 
-@shared_task(name="analysis.recover_stale_jobs", ignore_result=True)
+@shared_task(name="analysis.recover_stale_jobs")
 def recover_stale_jobs_task() -> dict | None:
     """Beat: requeue or fail jobs whose worker was lost."""
     from analysis.recovery import recover_stale_jobs
@@ -151,7 +151,7 @@ def recover_stale_jobs_task() -> dict | None:
         return recover_stale_jobs(settings.STALE_JOB_SECONDS)
 
 
-@shared_task(name="analysis.reconcile_sandboxes", ignore_result=True)
+@shared_task(name="analysis.reconcile_sandboxes")
 def reconcile_sandboxes_task() -> dict | None:
     """Beat: delete sandbox objects nobody owns any more."""
     from analysis.sandbox.reconcile import reconcile_sandboxes

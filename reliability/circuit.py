@@ -116,16 +116,6 @@ class CircuitBreaker:
         self._on_success(probing=probe_token is not None)
         return result
 
-    def __call__(self, fn: Callable[..., T]) -> Callable[..., T]:
-        """Use as a decorator."""
-
-        def wrapper(*args: Any, **kwargs: Any) -> T:
-            return self.call(fn, *args, **kwargs)
-
-        wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
-        wrapper.__name__ = getattr(fn, "__name__", "wrapper")
-        return wrapper
-
     # -- transitions ----------------------------------------------------------
 
     def _take_probe(self) -> str | None:

@@ -8,9 +8,7 @@ retry, ERROR when exhausted). The original exception is always re-raised.
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import inspect
 import logging
 import random
 import time
@@ -22,7 +20,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import ValidationError as DRFValidationError
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
+from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from .exceptions import ValidationError
 
@@ -211,32 +209,6 @@ def retry_with_backoff(
             policy = _Policy(name, caught, config or RetryConfig(), rand or random.random)
             retrying = Retrying(sleep=sleep or time.sleep, reraise=True, **policy.kwargs())
             return retrying(fn, *args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-def retry_async_with_backoff(
-    exceptions: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-    config: RetryConfig | None = None,
-    *,
-    sleep: Callable[[float], Any] | None = None,
-    rand: Callable[[], float] | None = None,
-) -> Callable[[F], F]:
-    """The same policy for coroutine functions; waits with ``asyncio.sleep``."""
-    caught = exceptions if isinstance(exceptions, tuple) else (exceptions,)
-
-    def decorate(fn: F) -> F:
-        if not inspect.iscoroutinefunction(fn):
-            raise TypeError(f"{fn!r} is not a coroutine function; use retry_with_backoff")
-        name = getattr(fn, "__qualname__", repr(fn))
-
-        @functools.wraps(fn)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            policy = _Policy(name, caught, config or RetryConfig(), rand or random.random)
-            retrying = AsyncRetrying(sleep=sleep or asyncio.sleep, reraise=True, **policy.kwargs())
-            return await retrying(fn, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 

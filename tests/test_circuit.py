@@ -190,24 +190,6 @@ def test_snapshot(breaker, clock):
     assert breaker.snapshot() == expected
 
 
-def test_as_a_decorator(breaker):
-    seen = []
-
-    @breaker
-    def fetch(name, *, namespace):
-        seen.append((name, namespace))
-        raise ConnectionError
-
-    assert fetch.__name__ == "fetch"
-    for _ in range(THRESHOLD):
-        with pytest.raises(ConnectionError):
-            fetch("pod", namespace="ns")
-    assert seen == [("pod", "ns")] * THRESHOLD
-    with pytest.raises(ServiceUnavailableError):
-        fetch("pod", namespace="ns")
-    assert len(seen) == THRESHOLD
-
-
 # -- registry ------------------------------------------------------------------------
 
 

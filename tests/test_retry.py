@@ -12,14 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from reliability import exceptions as ours
-from reliability.retry import (
-    RetryConfig,
-    parse_retry_after,
-    retry_async_with_backoff,
-    retry_with_backoff,
-)
-
-MODES = pytest.mark.parametrize("mode", ["sync", "async"])
+from reliability.retry import RetryConfig, parse_retry_after, retry_with_backoff
 
 
 def api_error(status: int, retry_after: str | None = None) -> ApiException:
@@ -42,7 +35,7 @@ class Run:
     delays: list[float] = field(default_factory=list)
 
 
-async def run(mode, failures, *, exceptions=Exception, rand=lambda: 1.0, config=None, **cfg):
+def run(failures, *, exceptions=Exception, rand=lambda: 1.0, config=None, **cfg):
     """Call a function that raises ``failures`` in turn, then returns "ok", under the policy."""
     outcome, pending = Run(), list(failures)
     if config is None and cfg:
@@ -55,21 +48,8 @@ async def run(mode, failures, *, exceptions=Exception, rand=lambda: 1.0, config=
         return "ok"
 
     try:
-        if mode == "sync":
-            decorate = retry_with_backoff(
-                exceptions, config, sleep=outcome.delays.append, rand=rand
-            )
-            outcome.result = decorate(flaky)()
-        else:
-
-            async def sleep(delay):
-                outcome.delays.append(delay)
-
-            async def coro():
-                return flaky()
-
-            decorate = retry_async_with_backoff(exceptions, config, sleep=sleep, rand=rand)
-            outcome.result = await decorate(coro)()
+        decorate = retry_with_backoff(exceptions, config, sleep=outcome.delays.append, rand=rand)
+        outcome.result = decorate(flaky)()
     except Exception as error:
         outcome.error = error
     return outcome
@@ -78,26 +58,23 @@ async def run(mode, failures, *, exceptions=Exception, rand=lambda: 1.0, config=
 # -- attempts ----------------------------------------------------------------------
 
 
-@MODES
-async def test_succeeds_on_the_third_attempt(mode):
-    outcome = await run(mode, [ConnectionError(), ConnectionError()], max_attempts=5)
+def test_succeeds_on_the_third_attempt():
+    outcome = run([ConnectionError(), ConnectionError()], max_attempts=5)
     assert (outcome.result, outcome.error, outcome.calls) == ("ok", None, 3)
     assert len(outcome.delays) == 2
 
 
-@MODES
-async def test_gives_up_after_max_attempts_and_reraises_the_original(mode):
+def test_gives_up_after_max_attempts_and_reraises_the_original():
     failures = [ConnectionError(n) for n in range(5)]
-    outcome = await run(mode, failures, max_attempts=3)
+    outcome = run(failures, max_attempts=3)
     assert outcome.calls == 3
     assert outcome.error is failures[2]
     assert len(outcome.delays) == 2
 
 
-@MODES
-async def test_one_attempt_means_no_retry(mode):
+def test_one_attempt_means_no_retry():
     failure = ConnectionError()
-    outcome = await run(mode, [failure], max_attempts=1)
+    outcome = run([failure], max_attempts=1)
     assert (outcome.calls, outcome.error, outcome.delays) == (1, failure, [])
 
 
@@ -115,11 +92,9 @@ def test_wrapper_passes_arguments_and_keeps_the_name():
 CAPS = [1.0, 2.0, 4.0, 5.0, 5.0]  # initial 1, base 2, max_delay 5
 
 
-@MODES
 @pytest.mark.parametrize("fraction", [1.0, 0.0, 0.5])
-async def test_full_jitter_scales_the_exponential_cap(mode, fraction):
-    outcome = await run(
-        mode,
+def test_full_jitter_scales_the_exponential_cap(fraction):
+    outcome = run(
         [ConnectionError()] * 5,
         rand=lambda: fraction,
         max_attempts=6,
@@ -130,12 +105,9 @@ async def test_full_jitter_scales_the_exponential_cap(mode, fraction):
     assert outcome.delays == [fraction * cap for cap in CAPS]
 
 
-@MODES
-async def test_jittered_delays_stay_within_bounds(mode):
+def test_jittered_delays_stay_within_bounds():
     config = RetryConfig(max_attempts=60, initial_delay=0.1, max_delay=3.0, exponential_base=1.7)
-    outcome = await run(
-        mode, [ConnectionError()] * 59, rand=random.Random(1234).random, config=config
-    )
+    outcome = run([ConnectionError()] * 59, rand=random.Random(1234).random, config=config)
     caps = [config.backoff_cap(n) for n in range(1, 60)]
     assert caps[-1] == 3.0
     assert len(outcome.delays) == 59
@@ -144,10 +116,8 @@ async def test_jittered_delays_stay_within_bounds(mode):
     assert sum(delay < cap / 2 for delay, cap in zip(outcome.delays, caps, strict=True)) > 10
 
 
-@MODES
-async def test_without_jitter_the_delays_are_the_capped_exponential(mode):
-    outcome = await run(
-        mode,
+def test_without_jitter_the_delays_are_the_capped_exponential():
+    outcome = run(
         [ConnectionError()] * 5,
         rand=lambda: 0.0,
         max_attempts=6,
@@ -162,7 +132,6 @@ async def test_without_jitter_the_delays_are_the_capped_exponential(mode):
 # -- Retry-After ---------------------------------------------------------------------
 
 
-@MODES
 @pytest.mark.parametrize(
     ("failure", "server_wait"),
     [
@@ -173,29 +142,27 @@ async def test_without_jitter_the_delays_are_the_capped_exponential(mode):
     ],
     ids=["attribute", "header-503", "header-429", "service-unavailable"],
 )
-async def test_server_retry_after_is_a_floor(mode, failure, server_wait):
-    outcome = await run(mode, [failure], rand=lambda: 0.0, max_delay=60.0)
+def test_server_retry_after_is_a_floor(failure, server_wait):
+    outcome = run([failure], rand=lambda: 0.0, max_delay=60.0)
     assert outcome.result == "ok"
     assert outcome.delays == [server_wait]
 
     # A jittered delay above the floor is kept.
-    outcome = await run(mode, [failure], rand=lambda: 1.0, initial_delay=20.0, max_delay=60.0)
+    outcome = run([failure], rand=lambda: 1.0, initial_delay=20.0, max_delay=60.0)
     assert outcome.delays == [20.0]
 
 
-@MODES
 @pytest.mark.parametrize(
     "failure", [Throttled(120), api_error(503, "120")], ids=["attribute", "header"]
 )
-async def test_retry_after_beyond_max_delay_stops_at_once(mode, failure):
-    outcome = await run(mode, [failure], max_attempts=5, max_delay=60.0)
+def test_retry_after_beyond_max_delay_stops_at_once(failure):
+    outcome = run([failure], max_attempts=5, max_delay=60.0)
     assert (outcome.calls, outcome.error, outcome.delays) == (1, failure, [])
 
 
 # -- what is retried -------------------------------------------------------------------
 
 
-@MODES
 @pytest.mark.parametrize(
     "failure",
     [
@@ -211,12 +178,11 @@ async def test_retry_after_beyond_max_delay_stops_at_once(mode, failure):
     ],
     ids=lambda failure: f"{type(failure).__name__}-{getattr(failure, 'status', '')}",
 )
-async def test_client_errors_are_not_retried(mode, failure):
-    outcome = await run(mode, [failure], max_attempts=5)
+def test_client_errors_are_not_retried(failure):
+    outcome = run([failure], max_attempts=5)
     assert (outcome.calls, outcome.error, outcome.delays) == (1, failure, [])
 
 
-@MODES
 @pytest.mark.parametrize(
     "failure",
     [
@@ -232,20 +198,17 @@ async def test_client_errors_are_not_retried(mode, failure):
     ],
     ids=lambda failure: f"{type(failure).__name__}-{getattr(failure, 'status', '')}",
 )
-async def test_server_errors_are_retried(mode, failure):
-    outcome = await run(mode, [failure], max_attempts=5)
+def test_server_errors_are_retried(failure):
+    outcome = run([failure], max_attempts=5)
     assert (outcome.calls, outcome.result) == (2, "ok")
 
 
-@MODES
-async def test_only_the_listed_exceptions_are_retried(mode):
-    outcome = await run(
-        mode, [ConnectionResetError()], exceptions=(ConnectionError,), max_attempts=5
-    )
+def test_only_the_listed_exceptions_are_retried():
+    outcome = run([ConnectionResetError()], exceptions=(ConnectionError,), max_attempts=5)
     assert (outcome.calls, outcome.result) == (2, "ok")
 
     failure = ValueError("not listed")
-    outcome = await run(mode, [failure], exceptions=(ConnectionError,), max_attempts=5)
+    outcome = run([failure], exceptions=(ConnectionError,), max_attempts=5)
     assert (outcome.calls, outcome.error, outcome.delays) == (1, failure, [])
 
 
@@ -256,10 +219,9 @@ def retry_records(caplog, level):
     return [r for r in caplog.records if r.name == "reliability.retry" and r.levelname == level]
 
 
-@MODES
-async def test_a_warning_per_retry_and_no_error_on_success(mode, caplog):
+def test_a_warning_per_retry_and_no_error_on_success(caplog):
     caplog.set_level("INFO", logger="reliability.retry")
-    outcome = await run(mode, [ConnectionError(), ConnectionError()], max_attempts=5)
+    outcome = run([ConnectionError(), ConnectionError()], max_attempts=5)
     assert outcome.result == "ok"
     warnings = retry_records(caplog, "WARNING")
     assert [r.attempt for r in warnings] == [1, 2]
@@ -267,10 +229,9 @@ async def test_a_warning_per_retry_and_no_error_on_success(mode, caplog):
     assert retry_records(caplog, "ERROR") == []
 
 
-@MODES
-async def test_one_error_when_exhausted(mode, caplog):
+def test_one_error_when_exhausted(caplog):
     caplog.set_level("INFO", logger="reliability.retry")
-    outcome = await run(mode, [ConnectionError()] * 3, max_attempts=3)
+    outcome = run([ConnectionError()] * 3, max_attempts=3)
     assert isinstance(outcome.error, ConnectionError)
     assert len(retry_records(caplog, "WARNING")) == 2
     [error] = retry_records(caplog, "ERROR")
@@ -299,11 +260,10 @@ def test_retry_config_defaults_come_from_settings(settings):
     assert (config.exponential_base, config.jitter) == (2.0, True)
 
 
-@MODES
-async def test_decorator_without_config_reads_settings_at_call_time(mode, settings):
+def test_decorator_without_config_reads_settings_at_call_time(settings):
     settings.DEFAULT_MAX_RETRIES = 2
     settings.DEFAULT_INITIAL_DELAY = 0.5
-    outcome = await run(mode, [ConnectionError()] * 5)
+    outcome = run([ConnectionError()] * 5)
     assert outcome.calls == 2
     assert outcome.delays == [0.5]
 
@@ -343,11 +303,3 @@ NOW = 1_800_000_000.0
 )
 def test_parse_retry_after(raw, seconds):
     assert parse_retry_after(raw, now=NOW) == seconds
-
-
-def test_async_decorator_refuses_a_plain_function():
-    def plain():
-        return None
-
-    with pytest.raises(TypeError, match="coroutine"):
-        retry_async_with_backoff()(plain)

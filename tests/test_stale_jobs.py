@@ -11,6 +11,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
+from django_celery_results.models import TaskResult
 
 from analysis.models import AnalysisJob
 from analysis.profiles import normalize_config
@@ -116,6 +117,25 @@ def test_overlapping_beat_runs_act_once(organization, settings):
         assert held
         assert recover_stale_jobs_task.apply().get() is None  # another run holds the lock
     assert recover_stale_jobs_task.apply().get()["failed"]
+
+
+@pytest.mark.usefixtures("sandbox_disabled", "clean_cache")
+def test_each_beat_run_keeps_its_report_for_the_admin(
+    organization, settings, admin_client, monkeypatch
+):
+    """Stored by the django-db result backend, as a worker stores it (eagerly here)."""
+    settings.STALE_JOB_SECONDS = 300
+    job = running_job(organization, heartbeat_age=900, attempts=3)
+    monkeypatch.setattr(recover_stale_jobs_task, "store_eager_result", True)
+
+    run = recover_stale_jobs_task.apply()
+
+    stored = TaskResult.objects.get(task_id=run.id)
+    assert (stored.task_name, stored.status) == ("analysis.recover_stale_jobs", "SUCCESS")
+    assert json.loads(stored.result)["failed"] == [str(job.pk)]
+    page = admin_client.get(f"/admin/django_celery_results/taskresult/{stored.pk}/change/")
+    assert page.status_code == 200
+    assert str(job.pk) in page.content.decode()
 
 
 @pytest.mark.django_db(transaction=True)
