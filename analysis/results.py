@@ -12,6 +12,7 @@ from analysis.image_reference import unique_digests
 from analysis.kubescape.readers import Manifest, Sbom, read_kubescape_vex, read_manifest, read_sbom
 from analysis.models import AnalysisJob, VexDocument
 from analysis.vex.builder import COMPLETE, BuildResult, DocumentInfo, build
+from reliability.settings import reliability_settings
 
 FULL, RELEVANT, KUBESCAPE_VEX, FILTERED_SBOM = (
     "full_manifest",
@@ -75,7 +76,8 @@ def build_for(
         image_ref=job.image_ref,
         image_digest=job.image_digest,
         author=settings.VEX_AUTHOR,
-        tooling=f"vexxy-premium/{settings.SERVICE_VERSION} with Kubescape runtime evidence",
+        tooling=f"vexxy-premium/{reliability_settings.SERVICE_VERSION} with Kubescape "
+        "runtime evidence",
         id_base=settings.VEX_DOCUMENT_ID_BASE,
         timestamp=timezone.now(),
         other_digests=unique_digests(*job.image_digests, *seen_digests, *parsed.image_digests),

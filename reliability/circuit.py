@@ -22,11 +22,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.core.cache import caches
 from django.utils.module_loading import import_string
 
 from .exceptions import ServiceUnavailableError
+from .settings import reliability_settings
 
 logger = logging.getLogger("reliability.circuit")
 
@@ -56,7 +56,7 @@ class CircuitBreaker:
         self.failure_threshold = failure_threshold
         self.recovery_timeout = recovery_timeout
         self.expected_exceptions = expected_exceptions
-        self.cache_alias = cache_alias or getattr(settings, "CIRCUIT_BREAKER_CACHE", "default")
+        self.cache_alias = cache_alias or reliability_settings.CIRCUIT_BREAKER_CACHE
         self.clock = clock
         prefix = f"circuit:{name}:"
         self._failures_key = prefix + "failures"
@@ -193,7 +193,7 @@ def get_breaker(name: str, **overrides: Any) -> CircuitBreaker:
     with _registry_lock:
         breaker = _registry.get(name)
         if breaker is None:
-            options = {**getattr(settings, "CIRCUIT_BREAKERS", {}).get(name, {}), **overrides}
+            options = {**reliability_settings.CIRCUIT_BREAKERS.get(name, {}), **overrides}
             expected = options.get("expected_exceptions")
             if isinstance(expected, str):  # a dotted path in settings, resolved on first use
                 imported = import_string(expected)
@@ -215,6 +215,6 @@ def forget_breakers() -> None:
 
 def known_breakers() -> list[CircuitBreaker]:
     """Every breaker configured in settings or created in this process."""
-    for name in getattr(settings, "CIRCUIT_BREAKERS", {}):
+    for name in reliability_settings.CIRCUIT_BREAKERS:
         get_breaker(name)
     return sorted(_registry.values(), key=lambda breaker: breaker.name)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 
 from .retry import RetryConfig, retry_with_backoff
+from .settings import reliability_settings
 
 T = TypeVar("T")
 DISCONNECTS = (OperationalError, InterfaceError)
@@ -36,8 +36,8 @@ def write_with_reconnect(
             raise
 
     policy = RetryConfig(
-        max_attempts=getattr(settings, "DB_WRITE_ATTEMPTS", 5),
-        initial_delay=getattr(settings, "DB_RETRY_INITIAL_DELAY", 0.5),
+        max_attempts=reliability_settings.DB_WRITE_ATTEMPTS,
+        initial_delay=reliability_settings.DB_RETRY_INITIAL_DELAY,
         max_delay=10.0,
     )
     return retry_with_backoff(DISCONNECTS, policy, sleep=sleep)(once)()

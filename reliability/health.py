@@ -1,6 +1,6 @@
 """Health checks: each answers healthy, unhealthy or disabled, honestly and quickly.
 
-Checks are named in ``settings.HEALTH_CHECKS`` (name → dotted path) and loaded
+Checks are named in ``RELIABILITY["HEALTH_CHECKS"]`` (name → dotted path) and loaded
 when first run, so apps above this one (the sandbox's Kubernetes checks) plug
 in without this module knowing them, and nothing is imported or connected at
 start-up.
@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 from django.utils.module_loading import import_string
 
 from .circuit import CircuitState, known_breakers
+from .settings import reliability_settings
 
 logger = logging.getLogger("reliability.health")
 
@@ -68,7 +68,7 @@ class HealthReport:
 
 
 def run_checks(names: list[str] | None = None) -> HealthReport:
-    configured: dict[str, str] = settings.HEALTH_CHECKS
+    configured: dict[str, str] = reliability_settings.HEALTH_CHECKS
     selected = names or list(configured)
     return HealthReport(
         {name: _run_one(name, import_string(configured[name])) for name in selected}
@@ -137,13 +137,13 @@ def check_celery() -> CheckResult:
 
     if current_app.conf.task_always_eager:
         return CheckResult(HEALTHY, details={"mode": "eager"})
-    return cached("celery", settings.HEALTH_CELERY_CACHE_SECONDS, _probe_celery)
+    return cached("celery", reliability_settings.HEALTH_CELERY_CACHE_SECONDS, _probe_celery)
 
 
 def _probe_celery() -> CheckResult:
     from celery import current_app
 
-    timeout = settings.HEALTH_CELERY_TIMEOUT
+    timeout = reliability_settings.HEALTH_CELERY_TIMEOUT
     try:
         with current_app.connection_for_read() as connection:
             connection.ensure_connection(max_retries=1, timeout=timeout)

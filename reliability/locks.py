@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.conf import settings
 from django.core.cache import caches
+
+from .settings import reliability_settings
 
 
 @contextmanager
@@ -16,7 +17,7 @@ def cache_lock(name: str, ttl: float) -> Iterator[bool]:
 
     ``cache.add`` is atomic on every backend, so at most one caller gets True.
     """
-    cache = caches[getattr(settings, "CIRCUIT_BREAKER_CACHE", "default")]
+    cache = caches[reliability_settings.LOCK_CACHE]
     key, token = f"lock:{name}", uuid.uuid4().hex
     acquired = cache.add(key, token, timeout=max(1, int(ttl)))
     try:

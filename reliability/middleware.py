@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from functools import cached_property
 
-from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 
@@ -18,6 +17,7 @@ from .error_mapping import from_status
 from .exceptions import BadRequestError, PayloadTooLargeError
 from .limits import body_limit
 from .redaction import redact_mapping
+from .settings import reliability_settings
 
 request_logger = logging.getLogger("reliability.requests")
 
@@ -37,7 +37,7 @@ class RequestContextMiddleware:
 
     @cached_property
     def trusted_proxies(self):
-        return parse_networks(getattr(settings, "TRUSTED_PROXIES", ()))
+        return parse_networks(reliability_settings.TRUSTED_PROXIES)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
@@ -110,7 +110,7 @@ class ErrorEnvelopeMiddleware:
 
     @staticmethod
     def _is_envelope_path(request: HttpRequest) -> bool:
-        return request.path.startswith(tuple(settings.ERROR_ENVELOPE_PATHS))
+        return request.path.startswith(tuple(reliability_settings.ERROR_ENVELOPE_PATHS))
 
     @staticmethod
     def _refuse_early(request: HttpRequest) -> HttpResponse | None:

@@ -17,18 +17,14 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from .exceptions import ValidationError
+from .settings import reliability_settings
 
 logger = logging.getLogger("reliability.retry")
-
-DEFAULT_MAX_RETRIES = 3
-DEFAULT_INITIAL_DELAY = 1.0
-DEFAULT_MAX_DELAY = 60.0
 
 # Client errors that say "later", not "never".
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
@@ -36,23 +32,15 @@ RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _setting(name: str, default: float) -> Any:
-    return getattr(settings, name, default) if settings.configured else default
-
-
 @dataclass(frozen=True)
 class RetryConfig:
     """``max_attempts`` counts every call, the first one included."""
 
-    max_attempts: int = field(
-        default_factory=lambda: int(_setting("DEFAULT_MAX_RETRIES", DEFAULT_MAX_RETRIES))
-    )
+    max_attempts: int = field(default_factory=lambda: int(reliability_settings.DEFAULT_MAX_RETRIES))
     initial_delay: float = field(
-        default_factory=lambda: float(_setting("DEFAULT_INITIAL_DELAY", DEFAULT_INITIAL_DELAY))
+        default_factory=lambda: float(reliability_settings.DEFAULT_INITIAL_DELAY)
     )
-    max_delay: float = field(
-        default_factory=lambda: float(_setting("DEFAULT_MAX_DELAY", DEFAULT_MAX_DELAY))
-    )
+    max_delay: float = field(default_factory=lambda: float(reliability_settings.DEFAULT_MAX_DELAY))
     exponential_base: float = 2.0
     jitter: bool = True
 

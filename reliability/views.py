@@ -5,7 +5,6 @@ Plain Django views: they must answer when DRF, the database or the cache do not.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.cache import never_cache
@@ -15,13 +14,14 @@ from .correlation import get_request_id
 from .envelope import error_response, render_error
 from .exceptions import ForbiddenError, ServiceUnavailableError, utc_timestamp
 from .health import HealthReport, run_checks
+from .settings import reliability_settings
 
 
 def _document(report: HealthReport) -> dict:
     return {
         "status": report.status,
-        "service": settings.SERVICE_NAME,
-        "version": settings.SERVICE_VERSION,
+        "service": reliability_settings.SERVICE_NAME,
+        "version": reliability_settings.SERVICE_VERSION,
         "timestamp": utc_timestamp(),
         "request_id": get_request_id(),
         "checks": {name: result.as_dict() for name, result in report.checks.items()},
@@ -38,7 +38,7 @@ def _respond(request: HttpRequest, report: HealthReport) -> JsonResponse:
         ", ".join(failing),
         "health check failed",
         f"Unhealthy: {', '.join(failing)}",
-        retry_after=settings.HEALTH_RETRY_AFTER,
+        retry_after=reliability_settings.HEALTH_RETRY_AFTER,
     )
     error.details = {"unhealthy": failing}
     return render_error(request, error, extra=body)
@@ -60,11 +60,15 @@ def readyz(request: HttpRequest) -> JsonResponse:
 @require_safe
 def livez(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
-        {"status": "alive", "service": settings.SERVICE_NAME, "request_id": get_request_id()}
+        {
+            "status": "alive",
+            "service": reliability_settings.SERVICE_NAME,
+            "request_id": get_request_id(),
+        }
     )
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    if request.path.startswith(tuple(settings.ERROR_ENVELOPE_PATHS)):
+    if request.path.startswith(tuple(reliability_settings.ERROR_ENVELOPE_PATHS)):
         return error_response(request, ForbiddenError(f"CSRF verification failed: {reason}"))
     return django_csrf_failure(request, reason)

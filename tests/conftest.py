@@ -206,6 +206,11 @@ def other_api(other_organization):
 ENVELOPE_KEYS = {"error", "message", "details", "timestamp", "request_id"}
 
 
+def override_reliability(settings, **values) -> None:
+    """Change keys of ``RELIABILITY`` for one test (pytest-django's ``settings`` restores it)."""
+    settings.RELIABILITY = {**settings.RELIABILITY, **values}
+
+
 def assert_envelope(response, status: int, code: str, details=None) -> dict:
     """The whole error envelope: status, keys, code, timestamp, request ID, details."""
     body = response.json()

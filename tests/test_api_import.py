@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from analysis.evidence import canonical_bytes
 from analysis.models import AnalysisJob, MonthlyUsage, VexDocument
-from tests.conftest import assert_envelope
+from tests.conftest import assert_envelope, override_reliability
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IMPORT = "/api/v1/analysis/import"
@@ -135,7 +135,7 @@ def test_import_counts_against_the_quota(api, organization):
 
 
 def test_oversized_import_is_413(api, settings):
-    settings.BODY_SIZE_LIMITS = {IMPORT: 1024}
+    override_reliability(settings, BODY_SIZE_LIMITS={IMPORT: 1024})
     response = api.post(IMPORT, small_import(), format="json")
     assert_envelope(response, 413, "PAYLOAD_TOO_LARGE", {"limit_bytes": 1024})
 

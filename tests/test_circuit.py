@@ -15,6 +15,7 @@ from django.db import connection
 from reliability import circuit
 from reliability.circuit import CircuitBreaker, CircuitState, get_breaker, known_breakers
 from reliability.exceptions import ServiceUnavailableError
+from tests.conftest import override_reliability
 
 REPO = Path(__file__).resolve().parent.parent
 THRESHOLD, RECOVERY = 3, 30.0
@@ -195,9 +196,10 @@ def test_snapshot(breaker, clock):
 
 def test_get_breaker_reads_circuit_breakers_from_settings(settings, monkeypatch):
     monkeypatch.setattr(circuit, "_registry", {})
-    settings.CIRCUIT_BREAKERS = {
-        "configured": {"failure_threshold": 4, "recovery_timeout": 12.5},
-    }
+    override_reliability(
+        settings,
+        CIRCUIT_BREAKERS={"configured": {"failure_threshold": 4, "recovery_timeout": 12.5}},
+    )
     configured = get_breaker("configured")
     assert (configured.failure_threshold, configured.recovery_timeout) == (4, 12.5)
     assert get_breaker("configured") is configured

@@ -14,6 +14,7 @@ from analysis.sandbox.client import (
 )
 from reliability.circuit import forget_breakers, get_breaker
 from reliability.exceptions import KubernetesError, ServiceUnavailableError
+from tests.conftest import override_reliability
 
 SANDBOX = django_settings.K8S_SANDBOX_NAMESPACE
 NAMESPACE_PATH = f"/api/v1/namespaces/{SANDBOX}"
@@ -22,9 +23,11 @@ NAMESPACE_PATH = f"/api/v1/namespaces/{SANDBOX}"
 @pytest.fixture
 def breaker_settings(settings, clean_cache):
     settings.K8S_MAX_ATTEMPTS = 3
-    settings.CIRCUIT_BREAKERS = {
-        "kubernetes": {**django_settings.CIRCUIT_BREAKERS["kubernetes"], "failure_threshold": 4}
-    }
+    breakers = django_settings.RELIABILITY["CIRCUIT_BREAKERS"]
+    override_reliability(
+        settings,
+        CIRCUIT_BREAKERS={"kubernetes": {**breakers["kubernetes"], "failure_threshold": 4}},
+    )
     forget_breakers()
     yield
     forget_breakers()

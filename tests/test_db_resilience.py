@@ -8,6 +8,7 @@ from django.db import InterfaceError, OperationalError, connection
 
 from analysis.models import AnalysisJob
 from analysis.status import JobStatus, transition
+from tests.conftest import override_reliability
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,7 +20,7 @@ def postgresql(settings):
             "needs PostgreSQL: the test ends this connection's server process, "
             "which SQLite does not have (CI runs it on PostgreSQL)"
         )
-    settings.DB_RETRY_INITIAL_DELAY = 0
+    override_reliability(settings, DB_RETRY_INITIAL_DELAY=0)
 
 
 def kill_this_connection() -> None:

@@ -25,6 +25,7 @@ from analysis.sandbox import manifests
 from analysis.sandbox.pipeline import JobCancelled, Pipeline
 from analysis.tasks import run_analysis
 from reliability.circuit import forget_breakers, get_breaker
+from tests.conftest import override_reliability
 from tests.sandbox_world import (
     DEPLOYMENTS,
     FULL_CONTENT,
@@ -56,8 +57,8 @@ def small_budgets(settings):
     settings.SANDBOX_POLL_MAX_SECONDS = 5
     settings.KUBESCAPE_SETTLE_SECONDS = 30
     settings.K8S_MAX_ATTEMPTS = 3
-    settings.DEFAULT_INITIAL_DELAY = 0  # retry back-off waits 0 s, also with the real clock
-    settings.DEFAULT_MAX_DELAY = 10
+    # retry back-off waits 0 s, also with the real clock
+    override_reliability(settings, DEFAULT_INITIAL_DELAY=0, DEFAULT_MAX_DELAY=10)
 
 
 @pytest.fixture
@@ -416,9 +417,11 @@ def test_transient_failure_of_a_whole_attempt_is_retried_by_the_task(world, task
 def test_persistent_503s_open_the_circuit_and_the_next_job_fails_fast(
     world, organization, settings, task_settings
 ):
-    settings.CIRCUIT_BREAKERS = {
-        "kubernetes": {**django_settings.CIRCUIT_BREAKERS["kubernetes"], "failure_threshold": 2}
-    }
+    breakers = django_settings.RELIABILITY["CIRCUIT_BREAKERS"]
+    override_reliability(
+        settings,
+        CIRCUIT_BREAKERS={"kubernetes": {**breakers["kubernetes"], "failure_threshold": 2}},
+    )
     settings.ANALYSIS_MAX_ATTEMPTS = 1
     settings.HEALTH_KUBERNETES_CACHE_SECONDS = 300  # the second job reuses the health checks
     forget_breakers()

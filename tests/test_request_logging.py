@@ -16,6 +16,7 @@ from django.test import Client
 
 from reliability.correlation import correlation_scope, get_request_id
 from reliability.logs import build_logging_config
+from tests.conftest import override_reliability
 
 pytestmark = pytest.mark.urls("tests.urls")
 
@@ -173,7 +174,7 @@ def test_every_response_is_timed_and_logged_once(client, log_records, path, stat
 def test_client_ip_believes_forwarded_headers_only_from_trusted_proxies(
     settings, log_records, trusted, remote, forwarded, expected
 ):
-    settings.TRUSTED_PROXIES = trusted
+    override_reliability(settings, TRUSTED_PROXIES=trusted)
     client = Client()  # a fresh handler: the middleware caches the parsed proxies
 
     client.get("/api/test/items/1", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)

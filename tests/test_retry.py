@@ -13,6 +13,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from reliability import exceptions as ours
 from reliability.retry import RetryConfig, parse_retry_after, retry_with_backoff
+from tests.conftest import override_reliability
 
 
 def api_error(status: int, retry_after: str | None = None) -> ApiException:
@@ -247,22 +248,22 @@ def test_one_error_when_exhausted(caplog):
 
 def test_retry_config_defaults_come_from_settings(settings):
     default = RetryConfig()
+    configured = settings.RELIABILITY
     assert (default.max_attempts, default.initial_delay, default.max_delay) == (
-        settings.DEFAULT_MAX_RETRIES,
-        settings.DEFAULT_INITIAL_DELAY,
-        settings.DEFAULT_MAX_DELAY,
+        configured["DEFAULT_MAX_RETRIES"],
+        configured["DEFAULT_INITIAL_DELAY"],
+        configured["DEFAULT_MAX_DELAY"],
     )
-    settings.DEFAULT_MAX_RETRIES = 7
-    settings.DEFAULT_INITIAL_DELAY = 0.25
-    settings.DEFAULT_MAX_DELAY = 9.0
+    override_reliability(
+        settings, DEFAULT_MAX_RETRIES=7, DEFAULT_INITIAL_DELAY=0.25, DEFAULT_MAX_DELAY=9.0
+    )
     config = RetryConfig()
     assert (config.max_attempts, config.initial_delay, config.max_delay) == (7, 0.25, 9.0)
     assert (config.exponential_base, config.jitter) == (2.0, True)
 
 
 def test_decorator_without_config_reads_settings_at_call_time(settings):
-    settings.DEFAULT_MAX_RETRIES = 2
-    settings.DEFAULT_INITIAL_DELAY = 0.5
+    override_reliability(settings, DEFAULT_MAX_RETRIES=2, DEFAULT_INITIAL_DELAY=0.5)
     outcome = run([ConnectionError()] * 5)
     assert outcome.calls == 2
     assert outcome.delays == [0.5]

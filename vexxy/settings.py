@@ -23,8 +23,6 @@ ENVIRONMENT = env("ENVIRONMENT", default="development")
 IS_PRODUCTION = ENVIRONMENT == "production"
 DATA_DIR = Path(env("VEXXY_DATA_DIR", default=str(BASE_DIR / "var")))
 
-SERVICE_NAME = "vexxy-premium"
-SERVICE_VERSION = __version__
 
 DEVELOPMENT_SECRET_KEY = "django-insecure-development-only-vexxy-key"  # noqa: S105
 SECRET_KEY = env("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
@@ -133,7 +131,6 @@ else:
             "LOCATION": "vexxy_cache",
         }
     }
-CIRCUIT_BREAKER_CACHE = "default"
 
 # -- Celery --------------------------------------------------------------------
 
@@ -213,12 +210,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-ERROR_ENVELOPE_PATHS = ("/api/", "/health", "/livez", "/readyz")
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=10 * 1024 * 1024)
 CSRF_FAILURE_VIEW = "reliability.views.csrf_failure"
 # Messages can carry a new API key (shown once in the admin): never put them in a cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
-TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/(api/|health|livez|readyz)"
@@ -254,34 +249,41 @@ LOGGING = build_logging_config(json_lines=LOG_FORMAT == "json", level=LOG_LEVEL)
 
 # -- reliability -----------------------------------------------------------------------
 
-DEFAULT_MAX_RETRIES = env.int("DEFAULT_MAX_RETRIES", default=3)
-DEFAULT_INITIAL_DELAY = env.float("DEFAULT_INITIAL_DELAY", default=1.0)
-DEFAULT_MAX_DELAY = env.float("DEFAULT_MAX_DELAY", default=60.0)
-# A status write that meets a lost database connection is retried on a new one.
-DB_WRITE_ATTEMPTS = env.int("DB_WRITE_ATTEMPTS", default=5)
-DB_RETRY_INITIAL_DELAY = env.float("DB_RETRY_INITIAL_DELAY", default=0.5)
-
-CIRCUIT_BREAKERS = {
-    "kubernetes": {
-        "failure_threshold": env.int("K8S_CIRCUIT_FAILURE_THRESHOLD", default=5),
-        "recovery_timeout": env.float("K8S_CIRCUIT_RECOVERY_TIMEOUT", default=30.0),
-        # Only failures of the cluster count: a 404 or 409 is an answer, not an outage.
-        "expected_exceptions": "analysis.sandbox.client.TRANSIENT",
+# The reliability app's settings (reliability/settings.py lists every key and its default).
+RELIABILITY = {
+    "SERVICE_NAME": "vexxy-premium",
+    "SERVICE_VERSION": __version__,
+    "ERROR_ENVELOPE_PATHS": ("/api/", "/health", "/livez", "/readyz"),
+    "TRUSTED_PROXIES": env.list("TRUSTED_PROXIES", default=[]),
+    "DEFAULT_MAX_RETRIES": env.int("DEFAULT_MAX_RETRIES", default=3),
+    "DEFAULT_INITIAL_DELAY": env.float("DEFAULT_INITIAL_DELAY", default=1.0),
+    "DEFAULT_MAX_DELAY": env.float("DEFAULT_MAX_DELAY", default=60.0),
+    # A status write that meets a lost database connection is retried on a new one.
+    "DB_WRITE_ATTEMPTS": env.int("DB_WRITE_ATTEMPTS", default=5),
+    "DB_RETRY_INITIAL_DELAY": env.float("DB_RETRY_INITIAL_DELAY", default=0.5),
+    "CIRCUIT_BREAKER_CACHE": "default",
+    "CIRCUIT_BREAKERS": {
+        "kubernetes": {
+            "failure_threshold": env.int("K8S_CIRCUIT_FAILURE_THRESHOLD", default=5),
+            "recovery_timeout": env.float("K8S_CIRCUIT_RECOVERY_TIMEOUT", default=30.0),
+            # Only failures of the cluster count: a 404 or 409 is an answer, not an outage.
+            "expected_exceptions": "analysis.sandbox.client.TRANSIENT",
+        },
     },
+    "LOCK_CACHE": "default",
+    "HEALTH_CHECKS": {
+        "database": "reliability.health.check_database",
+        "celery": "reliability.health.check_celery",
+        "kubernetes": "analysis.sandbox.checks.check_kubernetes",
+        "kubescape": "analysis.sandbox.checks.check_kubescape",
+        "circuit_breakers": "reliability.health.check_circuit_breakers",
+    },
+    "HEALTH_CELERY_TIMEOUT": env.float("HEALTH_CELERY_TIMEOUT", default=1.0),
+    "HEALTH_CELERY_CACHE_SECONDS": env.float("HEALTH_CELERY_CACHE_SECONDS", default=5.0),
+    "HEALTH_RETRY_AFTER": 10,
 }
-
-HEALTH_CHECKS = {
-    "database": "reliability.health.check_database",
-    "celery": "reliability.health.check_celery",
-    "kubernetes": "analysis.sandbox.checks.check_kubernetes",
-    "kubescape": "analysis.sandbox.checks.check_kubescape",
-    "circuit_breakers": "reliability.health.check_circuit_breakers",
-}
-HEALTH_CELERY_TIMEOUT = env.float("HEALTH_CELERY_TIMEOUT", default=1.0)
-HEALTH_CELERY_CACHE_SECONDS = env.float("HEALTH_CELERY_CACHE_SECONDS", default=5.0)
 HEALTH_KUBERNETES_TIMEOUT = env.float("HEALTH_KUBERNETES_TIMEOUT", default=2.0)
 HEALTH_KUBERNETES_CACHE_SECONDS = env.float("HEALTH_KUBERNETES_CACHE_SECONDS", default=5.0)
-HEALTH_RETRY_AFTER = 10
 
 # -- sandbox (Kubernetes + Kubescape) --------------------------------------------------
 
@@ -325,6 +327,6 @@ ANALYSIS_SETUP_ALLOWANCE_SECONDS = env.int("ANALYSIS_SETUP_ALLOWANCE_SECONDS", d
 VEX_AUTHOR = env("VEX_AUTHOR", default="VEXxy Premium Service")
 VEX_DOCUMENT_ID_BASE = env("VEX_DOCUMENT_ID_BASE", default="https://vexxy.dev/vex")
 MAX_IMPORT_BODY_BYTES = env.int("MAX_IMPORT_BODY_BYTES", default=50 * 1024 * 1024)
-BODY_SIZE_LIMITS = {"/api/v1/analysis/import": MAX_IMPORT_BODY_BYTES}
+RELIABILITY["BODY_SIZE_LIMITS"] = {"/api/v1/analysis/import": MAX_IMPORT_BODY_BYTES}
 # Room between the job's budget, the worker's soft limit and its hard limit.
 ANALYSIS_CLEANUP_ALLOWANCE_SECONDS = env.int("ANALYSIS_CLEANUP_ALLOWANCE_SECONDS", default=120)

@@ -1,0 +1,82 @@
+"""The reliability app's settings: one ``RELIABILITY`` dict in the project, with defaults.
+
+As in Django REST Framework's ``api_settings``: a project that sets nothing
+gets the defaults below, one that sets some keys overrides those only, and
+an unknown key is an error rather than a silently ignored typo. Read them as
+``reliability_settings.HEALTH_CHECKS``; ``override_settings`` and
+pytest-django's ``settings`` fixture are seen at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+NAMESPACE = "RELIABILITY"
+
+DEFAULTS: dict[str, Any] = {
+    # Named in /health and /livez bodies and in every log line.
+    "SERVICE_NAME": "service",
+    "SERVICE_VERSION": "",
+    # Path prefixes whose errors (also Django's own 404/500) are answered with the envelope.
+    "ERROR_ENVELOPE_PATHS": ("/",),
+    # Path prefix -> request body limit in bytes, above DATA_UPLOAD_MAX_MEMORY_SIZE.
+    "BODY_SIZE_LIMITS": {},
+    # Proxies (addresses or networks) whose X-Forwarded-For is believed.
+    "TRUSTED_PROXIES": (),
+    # retry_with_backoff's defaults.
+    "DEFAULT_MAX_RETRIES": 3,
+    "DEFAULT_INITIAL_DELAY": 1.0,
+    "DEFAULT_MAX_DELAY": 60.0,
+    # write_with_reconnect: attempts of a write that meets a lost database connection.
+    "DB_WRITE_ATTEMPTS": 5,
+    "DB_RETRY_INITIAL_DELAY": 0.5,
+    # Circuit breakers: the cache their state is shared in, and per-name options.
+    "CIRCUIT_BREAKER_CACHE": "default",
+    "CIRCUIT_BREAKERS": {},
+    # The cache that holds maintenance locks (cache_lock).
+    "LOCK_CACHE": "default",
+    # Health checks: name -> dotted path of a function returning a CheckResult.
+    "HEALTH_CHECKS": {
+        "database": "reliability.health.check_database",
+        "circuit_breakers": "reliability.health.check_circuit_breakers",
+    },
+    "HEALTH_CELERY_TIMEOUT": 1.0,
+    "HEALTH_CELERY_CACHE_SECONDS": 5.0,
+    "HEALTH_RETRY_AFTER": 10,
+}
+
+
+class ReliabilitySettings:
+    def __init__(self, defaults: dict[str, Any]) -> None:
+        self._defaults = defaults
+        self._cached: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._defaults:
+            raise AttributeError(f"Unknown reliability setting {name!r}")
+        if name not in self._cached:
+            self._cached[name] = self._user().get(name, self._defaults[name])
+        return self._cached[name]
+
+    def _user(self) -> dict[str, Any]:
+        configured = getattr(settings, NAMESPACE, {}) if settings.configured else {}
+        unknown = sorted(set(configured) - set(self._defaults))
+        if unknown:
+            raise AttributeError(f"Unknown {NAMESPACE} setting(s): {', '.join(unknown)}")
+        return configured
+
+    def reload(self) -> None:
+        self._cached.clear()
+
+
+reliability_settings = ReliabilitySettings(DEFAULTS)
+
+
+@receiver(setting_changed)
+def _reload(*, setting: str, **_: Any) -> None:
+    if setting == NAMESPACE:
+        reliability_settings.reload()
