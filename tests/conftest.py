@@ -19,12 +19,24 @@ from django.conf import settings
 
 from analysis.sandbox.client import reset_client
 from reliability.logs import RequestIdFilter
-from tests.kube import running_kube_api
-from tests.processes import start_process
-from tests.real_workers import crash_settings, job, workers  # noqa: F401 - fixtures
+from tests.support.kube_api import running_kube_api
+from tests.support.processes import start_process
 from vexxy.celery import app as celery_app
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Fixtures that live next to the helpers they use.
+pytest_plugins = ["tests.support.real_workers"]
+
+
+# A test that asks for one of these runs real processes: it is marked slow.
+REAL_PROCESS_FIXTURES = frozenset({"child_env", "workers", "celery_worker_process"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -50,6 +62,12 @@ def _eager_celery() -> None:
     """
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_store_eager_result = True
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing() -> None:
+    """Admin users' passwords: what a test checks is the login, not the hash's cost."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

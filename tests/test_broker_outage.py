@@ -5,7 +5,7 @@ A real ``celery worker`` (filesystem broker locally, Redis in CI) consumes this 
 publishes go to a closed port (``broker_unreachable``): it is accepted and stays ``queued``,
 unpublished, and the worker receives nothing. With the broker back, ``dispatch_pending_jobs``
 publishes it once; the worker runs it against the Kubernetes API double while the test plays
-the cluster and Kubescape (tests/sandbox_world.py), and it completes exactly once.
+the cluster and Kubescape (tests/support/sandbox_world.py), and it completes exactly once.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 
 from analysis.models import AnalysisJob
-from tests.processes import ProcessOutput
-from tests.real_workers import (
+from tests.support.processes import ProcessOutput
+from tests.support.real_workers import (
     Workers,
     collect_garbage,
     current,
@@ -24,9 +24,11 @@ from tests.real_workers import (
     reconcile_dry_run,
     wait_until,
 )
-from tests.sandbox_world import IMAGE_DIGEST, IMAGE_REF, SandboxWorld
+from tests.support.sandbox_world import IMAGE_DIGEST, IMAGE_REF, SandboxWorld
 from tests.test_dispatch import SUBMIT, broker_unreachable, dispatch
 from vexxy.celery import app as celery_app
+
+pytestmark = pytest.mark.slow
 
 BODY = {
     "image_ref": IMAGE_REF,

@@ -16,13 +16,15 @@ from analysis.dispatch import PUBLISHED, publish
 from analysis.models import VexDocument
 from reliability.correlation import correlation_scope
 from reliability.tasks import echo_request_id
-from tests.real_workers import (
+from tests.support.real_workers import (
     collect_garbage,
     current,
     reconcile_dry_run,
     run_until_observing,
 )
-from tests.sandbox_world import SandboxWorld
+from tests.support.sandbox_world import SandboxWorld
+
+pytestmark = pytest.mark.slow
 
 RESTART = os.environ.get("VEXXY_TEST_PG_RESTART")
 

@@ -14,7 +14,7 @@ import pytest
 from analysis.sandbox.client import KubernetesUnreachableError
 from reliability.circuit import get_breaker
 from tests.conftest import free_port
-from tests.processes import start_process
+from tests.support.processes import start_process
 
 REPO = Path(__file__).resolve().parent.parent
 ENVELOPE_KEYS = {"error", "message", "details", "timestamp", "request_id"}
@@ -103,6 +103,7 @@ def test_livez_needs_no_dependency(client):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_process_starts_with_the_database_down_and_says_so(tmp_path):
     """gunicorn boots against a closed database port; /health and /readyz answer 503 in JSON."""
@@ -165,6 +166,7 @@ def _get(url: str) -> tuple[int, dict, dict]:
         return error.code, json.loads(error.read()), dict(error.headers)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("env", "problem"),
     [
@@ -195,6 +197,7 @@ def test_production_refuses_unsafe_settings(env, problem, tmp_path):
     assert problem in result.stderr
 
 
+@pytest.mark.slow
 def test_production_starts_with_safe_settings(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); print('ok')"],

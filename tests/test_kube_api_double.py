@@ -1,4 +1,4 @@
-"""The Kubernetes API double (tests/kube.py), exercised with the official client over HTTP."""
+"""The Kubernetes API double (tests/support/kube_api.py) with the official client over HTTP."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.conf import settings
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tests.kube import KubeApiServer
+from tests.support.kube_api import KubeApiServer
 
 APISERVICE = settings.KUBESCAPE_APISERVICE
 SANDBOX = settings.K8S_SANDBOX_NAMESPACE

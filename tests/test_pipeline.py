@@ -1,6 +1,6 @@
 """The sandbox pipeline end to end, against the Kubernetes API double over real HTTP.
 
-Nothing of ours is patched: the world (tests/sandbox_world.py) plays the controllers and
+Nothing of ours is patched: the world (tests/support/sandbox_world.py) plays the controllers and
 Kubescape, driven by the pipeline's own sleeps on a fake clock. Task-level cases call the Celery
 task as eager mode does; it uses the real clock, so its world is seeded before it runs.
 """
@@ -26,7 +26,7 @@ from analysis.sandbox.pipeline import JobCancelled, Pipeline
 from analysis.tasks import run_analysis
 from reliability.circuit import forget_breakers, get_breaker
 from tests.conftest import override_reliability
-from tests.sandbox_world import (
+from tests.support.sandbox_world import (
     DEPLOYMENTS,
     FULL_CONTENT,
     IMAGE_DIGEST,

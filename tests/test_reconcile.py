@@ -12,7 +12,7 @@ from django.utils import timezone
 from analysis.models import AnalysisJob
 from analysis.profiles import normalize_config
 from analysis.sandbox import manifests
-from tests.sandbox_world import (
+from tests.support.sandbox_world import (
     DEPLOYMENTS,
     IMAGE_DIGEST,
     IMAGE_REF,

@@ -1,6 +1,6 @@
 """The VEX as the scanners apply it: every not_affected finding suppressed, no affected one.
 
-Trivy and Grype cannot run here; ``tests/vex_consumers.py`` encodes how they
+Trivy and Grype cannot run here; ``tests/support/vex_consumers.py`` encodes how they
 and go-vex match a statement to a finding. Each finding of a manifest pair is
 queried the way each scanner queries it, and must be covered by exactly the
 status the relevant manifest implies: not_affected when Kubescape did not see
@@ -20,8 +20,7 @@ import yaml
 
 from analysis.kubescape.readers import read_manifest
 from analysis.vex.builder import AFFECTED, NOT_AFFECTED, DocumentInfo, build
-
-from .vex_consumers import (
+from tests.support.vex_consumers import (
     Image,
     Package,
     grype_queries,

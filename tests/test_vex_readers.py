@@ -489,7 +489,7 @@ def test_wrongly_typed_identifiers_do_not_crash_the_vex_reader():
 
 # -- filtered SBOM --------------------------------------------------------------------------
 
-SYFT = {  # the shape of FORMATS.md §3 "SBOMSyft / SBOMSyftFiltered"
+SYFT = {  # the Syft JSON that kubescape/storage's SBOMSyft(Filtered) objects carry
     "artifacts": [
         {
             "id": "6e97ac524b16262e",

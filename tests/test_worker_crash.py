@@ -11,7 +11,7 @@ import pytest
 
 from analysis.dispatch import PUBLISHED, publish
 from analysis.models import VexDocument
-from tests.real_workers import (
+from tests.support.real_workers import (
     collect_garbage,
     current,
     deployment_requests,
@@ -22,7 +22,9 @@ from tests.real_workers import (
     run_until_observing,
     wait_until,
 )
-from tests.sandbox_world import SandboxWorld
+from tests.support.sandbox_world import SandboxWorld
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.timeout(300)

@@ -1,4 +1,4 @@
-"""How Kubescape names the objects of one workload container (FORMATS §2.1).
+"""How Kubescape names the objects of one workload container (as kubescape/k8s-interface does).
 
 The instance ID is built from the pod's first owner (the ReplicaSet of a
 Deployment pod); the instance slug is the name Kubescape gives that

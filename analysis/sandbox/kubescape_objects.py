@@ -4,7 +4,7 @@ Objects are fetched by their exact names (the instance slug, the summary name)
 and accepted only when their ``kubescape.io/instance-id`` annotation is ours:
 another workload's objects, whatever their names, are never read. The storage
 API server applies no label selectors and namespaced watches never fire, so
-this polls by name (FORMATS §1, §2.4).
+this polls by name (kubescape/storage ``StorageImpl``).
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ class KubescapeObjects:
         return obj if labels.get(CONTEXT_LABEL, "filtered") == "filtered" else None
 
     def full_manifest(self, image_id: str = "") -> dict[str, Any] | None:
-        """Through the summary's reference, whose namespace field is wrong and ignored (§2.4).
+        """Through the summary's reference, whose namespace field is wrong and ignored.
 
         The manifest is per image; when it names its image ID, that must be the pod's.
         """

@@ -59,10 +59,10 @@ APISERVICES = "apiservices"
 KUBESCAPE_GROUP = "spdx.softwarecomposition.kubescape.io"
 KUBESCAPE_VERSION = "v1beta1"
 KUBESCAPE_APISERVICE = f"{KUBESCAPE_VERSION}.{KUBESCAPE_GROUP}"
-# In the workload's (sandbox) namespace (FORMATS §1):
+# Kubescape's storage API server keeps these in the workload's (sandbox) namespace:
 CONTAINER_PROFILES = "containerprofiles"
 VULNERABILITY_MANIFEST_SUMMARIES = "vulnerabilitymanifestsummaries"
-# In the Kubescape namespace (FORMATS §1):
+# ... and these in the Kubescape namespace:
 VULNERABILITY_MANIFESTS = "vulnerabilitymanifests"
 OPENVEX_CONTAINERS = "openvulnerabilityexchangecontainers"
 SBOM_SYFT_FILTERED = "sbomsyftfiltereds"

@@ -1,8 +1,8 @@
 """Real ``celery worker`` processes against the Kubernetes API double, for recovery tests.
 
 The workers (filesystem broker locally, Redis in CI) share the test database and talk to the
-double (tests/kube.py) over real HTTP while the test plays the cluster's controllers and
-Kubescape (tests/sandbox_world.py). The tests observe other processes, so they wait on the
+double (tests/support/kube_api.py) over real HTTP while the test plays the cluster's controllers and
+Kubescape (tests/support/sandbox_world.py). The tests observe other processes, so they wait on the
 database and the double with short, deadline-bounded polls (``wait_until``), and on the
 workers' log lines where they log one. The fixtures are registered in tests/conftest.py.
 """
@@ -29,8 +29,8 @@ from analysis.profiles import normalize_config
 from analysis.recovery import recover_stale_jobs
 from analysis.sandbox import manifests
 from analysis.sandbox.client import api_client
-from tests.processes import ProcessOutput, start_process
-from tests.sandbox_world import (
+from tests.support.processes import ProcessOutput, start_process
+from tests.support.sandbox_world import (
     DEPLOYMENTS,
     IMAGE_DIGEST,
     IMAGE_REF,
@@ -40,7 +40,7 @@ from tests.sandbox_world import (
 )
 from vexxy.celery import app as celery_app
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DURATION = 60
 STALE_AFTER = 2.0  # seconds without a heartbeat; the worker beats every second (poll interval)
 

@@ -43,7 +43,7 @@ from analysis.sandbox.client import reset_client
 
 NAMESPACES = kmock.resource("", "v1", "namespaces")
 KUBESCAPE_GROUP = "spdx.softwarecomposition.kubescape.io"
-# What the storage component serves (kubescape/FORMATS.md §1): plural -> (kind, namespaced).
+# What Kubescape's storage API server serves: plural -> (kind, namespaced).
 KUBESCAPE_RESOURCES = {
     "vulnerabilitymanifests": ("VulnerabilityManifest", True),
     "vulnerabilitymanifestsummaries": ("VulnerabilityManifestSummary", True),
@@ -419,7 +419,7 @@ class _Emulator(kmock.KubernetesEmulator):
         items = (await self._serve_list(request))["items"]
         if resource.group == KUBESCAPE_GROUP:
             # Kubescape's storage ignores selectors, and lists metadata only unless asked for
-            # resourceVersion=fullSpec (FORMATS.md §1): keep that, so pipelines must cope.
+            # resourceVersion=fullSpec (kubescape/storage): keep that, so pipelines must cope.
             if request.params.get("resourceVersion") != "fullSpec":
                 items = [_metadata_only(item) for item in items]
         else:  # kmock 0.8 ignores selectors: it would list everything
@@ -444,7 +444,7 @@ class _Emulator(kmock.KubernetesEmulator):
         obj = await self._serve_fetch(request)
         metadata_only = request.params.get("resourceVersion") == "metadata"
         if request.resource.group == KUBESCAPE_GROUP and metadata_only:
-            return _metadata_only(obj)  # Kubescape's cheap GET (FORMATS.md §1)
+            return _metadata_only(obj)  # Kubescape's cheap GET (resourceVersion=metadata)
         return obj
 
     async def _delete(self, request: kmock.Request) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """A scenario driver for the sandbox pipeline: the cluster's controllers and Kubescape, played
-over the Kubernetes API double (tests/kube.py), and a fake clock that drives them.
+over the Kubernetes API double (tests/support/kube_api.py), and a fake clock that drives them.
 
 The pipeline sleeps between polls. :class:`FakeClock` (the interface of
 ``analysis.sandbox.pipeline.Clock``) advances fake time on each sleep and then lets the world take
@@ -7,8 +7,8 @@ the next step of its plan, so a scenario unfolds deterministically and nothing r
 that cannot happen yet returns False and is tried again at the next sleep (the ReplicaSet and
 its pod appear only once the Deployment exists). Retry back-offs go through the same clock.
 
-What the world writes follows FORMATS.md §2: ContainerProfile and summary in the sandbox
-namespace, relevant and full VulnerabilityManifests in Kubescape's namespace, names from
+What the world writes is placed and named as Kubescape does: ContainerProfile and summary in the
+sandbox namespace, relevant and full VulnerabilityManifests in Kubescape's namespace, names from
 ``analysis.sandbox.identity``, identity in the ``kubescape.io/instance-id`` annotation.
 
 kmock gap worked around here, at the HTTP level: it answers ``GET .../pods/<name>/log`` with the
@@ -31,9 +31,9 @@ from django.db.models.signals import post_save
 from analysis.models import AnalysisEvidence
 from analysis.sandbox.identity import ContainerInstance, image_slug, summary_name
 from analysis.sandbox.manifests import CONTAINER_NAME, JOB_LABEL, sandbox_name
-from tests.kube import KubeApiServer
+from tests.support.kube_api import KubeApiServer
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FULL_CONTENT = json.loads((FIXTURES / "kubevuln_nginx-cve-small.json").read_text())["Content"]
 RELEVANT_CONTENT = json.loads((FIXTURES / "nginx-relevant-small.json").read_text())["Content"]
 IMAGE_REF = "docker.io/library/nginx:1.25"
