@@ -11,12 +11,12 @@ from django.utils import timezone
 
 from analysis import quota
 from analysis.dispatch import dispatch_on_commit, revoke
+from analysis.exceptions import InvalidJobStateError
 from analysis.models import AnalysisJob, Organization
 from analysis.sandbox.availability import ensure_sandbox_available
 from analysis.status import ACTIVE, REQUEUEABLE, RUNNING, JobStatus, transition
 from reliability.correlation import get_request_id
 from reliability.error_mapping import to_vexxy_exception
-from reliability.exceptions import InvalidJobStateError
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from analysis.exceptions import QuotaExceededError
 from analysis.models import MonthlyUsage, Organization
-from reliability.exceptions import QuotaExceededError
 
 QUOTA_TYPE = "monthly_analyses"
 

@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from analysis import jobs
 from analysis.dispatch import publish
+from analysis.exceptions import InvalidJobStateError, WorkerLostError
 from analysis.models import AnalysisJob
 from analysis.sandbox.pipeline import Pipeline
 from analysis.status import RUNNING
-from reliability.exceptions import InvalidJobStateError, WorkerLostError
 
 logger = logging.getLogger(__name__)
 

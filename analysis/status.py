@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 from django.utils import timezone
 
+from analysis.exceptions import InvalidJobStateError
 from reliability.db import write_with_reconnect
-from reliability.exceptions import InvalidJobStateError
 
 if TYPE_CHECKING:
     from analysis.models import AnalysisJob

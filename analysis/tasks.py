@@ -10,15 +10,11 @@ from django.conf import settings
 
 from analysis import jobs
 from analysis.dispatch import RUN_ANALYSIS
+from analysis.exceptions import AnalysisTimeoutError, InvalidJobStateError, WorkerLostError
 from analysis.models import AnalysisJob
 from analysis.sandbox.client import TRANSIENT
 from analysis.sandbox.pipeline import JobCancelled, Pipeline, SandboxDisabledError
-from reliability.exceptions import (
-    AnalysisTimeoutError,
-    InvalidJobStateError,
-    ServiceUnavailableError,
-    WorkerLostError,
-)
+from reliability.exceptions import ServiceUnavailableError
 from reliability.locks import cache_lock
 
 logger = logging.getLogger(__name__)

@@ -34,6 +34,7 @@ def to_vexxy_exception(
 
 
 def _from_drf(exc: drf.APIException, request: HttpRequest | None) -> ours.VexxyException:
+    """DRF's own exceptions whose code or details differ from ours; the rest go by status."""
     if isinstance(exc, drf.ValidationError):
         return ours.ValidationError(errors=flatten_errors(exc.detail))
     if isinstance(exc, drf.ParseError):
@@ -44,14 +45,10 @@ def _from_drf(exc: drf.APIException, request: HttpRequest | None) -> ours.VexxyE
             # DRF downgrades to 403 when no authenticator offers a challenge.
             return ours.ForbiddenError(str(exc.detail))
         return ours.UnauthorizedError(str(exc.detail), headers={"WWW-Authenticate": auth_header})
-    if isinstance(exc, drf.PermissionDenied):
-        return ours.ForbiddenError(str(exc.detail))
     if isinstance(exc, drf.NotFound):
         return ours.ResourceNotFoundError("resource", _path(request), message=str(exc.detail))
     if isinstance(exc, drf.MethodNotAllowed):
         return ours.MethodNotAllowedError(_method(request), message=str(exc.detail))
-    if isinstance(exc, drf.NotAcceptable):
-        return ours.NotAcceptableError(str(exc.detail))
     if isinstance(exc, drf.UnsupportedMediaType):
         return ours.UnsupportedMediaTypeError(_content_type(request), message=str(exc.detail))
     if isinstance(exc, drf.Throttled):

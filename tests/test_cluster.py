@@ -6,6 +6,7 @@ import pytest
 from django.conf import settings as django_settings
 from kubernetes import client
 
+from analysis.exceptions import KubernetesError
 from analysis.sandbox.client import (
     KubernetesUnreachableError,
     TransientKubernetesError,
@@ -13,7 +14,7 @@ from analysis.sandbox.client import (
     call,
 )
 from reliability.circuit import forget_breakers, get_breaker
-from reliability.exceptions import KubernetesError, ServiceUnavailableError
+from reliability.exceptions import ServiceUnavailableError
 from tests.conftest import override_reliability
 
 SANDBOX = django_settings.K8S_SANDBOX_NAMESPACE

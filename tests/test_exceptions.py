@@ -8,7 +8,9 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from rest_framework.exceptions import APIException
 
+from analysis import exceptions as domain
 from reliability import exceptions as exc
 
 ENVELOPE_KEYS = {"error", "message", "details", "timestamp", "request_id"}
@@ -26,14 +28,14 @@ CASES = [
         id="ValidationError",
     ),
     pytest.param(
-        exc.InvalidImageError("nginx:latest", "no digest"),
+        domain.InvalidImageError("nginx:latest", "no digest"),
         400,
         "INVALID_IMAGE",
         {"image_ref": "nginx:latest", "reason": "no digest"},
         id="InvalidImageError",
     ),
     pytest.param(
-        exc.InvalidConfigurationError("config.ports"),
+        domain.InvalidConfigurationError("config.ports"),
         400,
         "INVALID_CONFIGURATION",
         {"config_key": "config.ports"},
@@ -49,7 +51,7 @@ CASES = [
         id="ResourceNotFoundError",
     ),
     pytest.param(
-        exc.JobNotFoundError("j-1"),
+        domain.JobNotFoundError("j-1"),
         404,
         "RESOURCE_NOT_FOUND",
         {"resource_type": "Analysis Job", "resource_id": "j-1"},
@@ -59,14 +61,14 @@ CASES = [
         exc.ResourceConflictError(), 409, "RESOURCE_CONFLICT", {}, id="ResourceConflictError"
     ),
     pytest.param(
-        exc.InvalidJobStateError("j-1", "running", ["complete"]),
+        domain.InvalidJobStateError("j-1", "running", ["complete"]),
         409,
         "INVALID_JOB_STATE",
         {"job_id": "j-1", "current_state": "running", "required_state": ["complete"]},
         id="InvalidJobStateError",
     ),
     pytest.param(
-        exc.QuotaExceededError("monthly_analyses", 100, 100, retry_after=3600),
+        domain.QuotaExceededError("monthly_analyses", 100, 100, retry_after=3600),
         429,
         "QUOTA_EXCEEDED",
         {"quota_type": "monthly_analyses", "limit": 100, "current": 100},
@@ -75,6 +77,7 @@ CASES = [
     pytest.param(
         exc.RateLimitedError(2.4), 429, "RATE_LIMITED", {"wait_seconds": 2}, id="RateLimitedError"
     ),
+    pytest.param(exc.TooManyRequestsError(), 429, "TOO_MANY_REQUESTS", {}, id="TooManyRequests"),
     pytest.param(
         exc.InternalServiceError("celery"),
         500,
@@ -82,7 +85,9 @@ CASES = [
         {"service": "celery"},
         id="InternalServiceError",
     ),
-    pytest.param(exc.WorkerLostError(3), 500, "WORKER_LOST", {"attempts": 3}, id="WorkerLostError"),
+    pytest.param(
+        domain.WorkerLostError(3), 500, "WORKER_LOST", {"attempts": 3}, id="WorkerLostError"
+    ),
     pytest.param(
         exc.DatabaseError("insert"),
         500,
@@ -105,15 +110,17 @@ CASES = [
         id="ExternalServiceError",
     ),
     pytest.param(
-        exc.KubernetesError("create_deployment", status_code=409, resource="deployments/vexxy-1"),
+        domain.KubernetesError(
+            "create_deployment", status_code=409, resource="deployments/vexxy-1"
+        ),
         502,
         "KUBERNETES_ERROR",
         {"operation": "create_deployment", "status_code": 409, "resource": "deployments/vexxy-1"},
         id="KubernetesError",
     ),
-    pytest.param(exc.KubescapeError(), 502, "KUBESCAPE_ERROR", {}, id="KubescapeError"),
+    pytest.param(domain.KubescapeError(), 502, "KUBESCAPE_ERROR", {}, id="KubescapeError"),
     pytest.param(
-        exc.SandboxError("vexxy-abc", "CrashLoopBackOff"),
+        domain.SandboxError("vexxy-abc", "CrashLoopBackOff"),
         502,
         "SANDBOX_ERROR",
         {"sandbox_id": "vexxy-abc", "reason": "CrashLoopBackOff"},
@@ -127,14 +134,14 @@ CASES = [
         id="ServiceUnavailableError",
     ),
     pytest.param(
-        exc.TimeoutError("read_manifest", 2.5),
+        exc.OperationTimeoutError("read_manifest", 2.5),
         504,
         "TIMEOUT",
         {"operation": "read_manifest", "timeout_seconds": 2.5},
         id="TimeoutError",
     ),
     pytest.param(
-        exc.AnalysisTimeoutError("j-1", "wait_kubescape", 600),
+        domain.AnalysisTimeoutError("j-1", "wait_kubescape", 600),
         504,
         "ANALYSIS_TIMEOUT",
         {"job_id": "j-1", "phase": "wait_kubescape", "timeout_seconds": 600},
@@ -173,11 +180,12 @@ CASES = [
 def test_every_exception_class_is_covered_and_exported():
     defined = {
         obj
-        for obj in vars(exc).values()
+        for module in (exc, domain)
+        for obj in vars(module).values()
         if isinstance(obj, type) and issubclass(obj, exc.VexxyException)
     }
     assert defined == {type(case.values[0]) for case in CASES}
-    assert {cls.__name__ for cls in defined} <= set(exc.__all__)
+    assert {cls.__name__ for cls in defined if cls.__module__ == exc.__name__} <= set(exc.__all__)
 
 
 @pytest.mark.parametrize(("error", "status", "code", "details"), CASES)
@@ -222,14 +230,14 @@ def test_details_are_copied_from_the_caller():
 @pytest.mark.parametrize(
     ("error", "message"),
     [
-        (exc.JobNotFoundError("abc"), "Analysis Job not found: abc"),
+        (domain.JobNotFoundError("abc"), "Analysis Job not found: abc"),
         (exc.ResourceNotFoundError("Widget", 1, message="gone"), "gone"),
-        (exc.ForbiddenError(), exc.ForbiddenError.default_message),
+        (exc.ForbiddenError(), exc.ForbiddenError.default_detail),
         (
-            exc.InvalidJobStateError("j", "running", ["complete", "failed"]),
+            domain.InvalidJobStateError("j", "running", ["complete", "failed"]),
             "Job j is running; this requires complete or failed",
         ),
-        (exc.TimeoutError("poll", 2.5), "poll timed out after 2.5s"),
+        (exc.OperationTimeoutError("poll", 2.5), "poll timed out after 2.5s"),
     ],
 )
 def test_messages(error, message):
@@ -253,7 +261,7 @@ def test_database_error_unreachable_is_503_only_for_that_instance():
 
 
 def test_kubernetes_error_keeps_the_upstream_status_apart_from_its_own():
-    error = exc.KubernetesError("list_pods", status_code=404)
+    error = domain.KubernetesError("list_pods", status_code=404)
     assert error.status_code == 502
     assert error.upstream_status == 404
     assert error.details["status_code"] == 404
@@ -282,7 +290,7 @@ def test_method_not_allowed_carries_allow():
 @pytest.mark.parametrize(
     ("error", "retry_after"),
     [
-        (exc.QuotaExceededError("monthly_analyses", 10, 10, retry_after=3600), 3600),
+        (domain.QuotaExceededError("monthly_analyses", 10, 10, retry_after=3600), 3600),
         (exc.RateLimitedError(2.4), 2),
         (exc.RateLimitedError(0.2), 1),
         (exc.RateLimitedError(None), None),
@@ -304,11 +312,11 @@ def test_rate_limited_wait_seconds_match_retry_after():
 @pytest.mark.parametrize(
     ("cls", "base"),
     [
-        (exc.JobNotFoundError, exc.ResourceNotFoundError),
-        (exc.KubernetesError, exc.ExternalServiceError),
-        (exc.KubescapeError, exc.ExternalServiceError),
-        (exc.SandboxError, exc.ExternalServiceError),
-        (exc.AnalysisTimeoutError, exc.TimeoutError),
+        (domain.JobNotFoundError, exc.ResourceNotFoundError),
+        (domain.KubernetesError, exc.ExternalServiceError),
+        (domain.KubescapeError, exc.ExternalServiceError),
+        (domain.SandboxError, exc.ExternalServiceError),
+        (domain.AnalysisTimeoutError, exc.OperationTimeoutError),
         (exc.MalformedRequestError, exc.BadRequestError),
         (exc.InvalidHostError, exc.BadRequestError),
         (exc.ValidationError, exc.VexxyException),
@@ -319,14 +327,24 @@ def test_subclass_relationships(cls, base):
     assert issubclass(cls, base)
 
 
-def test_timeout_error_does_not_shadow_the_builtin():
-    assert exc.TimeoutError is not builtins.TimeoutError
-    assert not issubclass(exc.TimeoutError, builtins.TimeoutError)
-    assert not issubclass(exc.AnalysisTimeoutError, builtins.TimeoutError)
-    assert exc.BuiltinTimeoutError is builtins.TimeoutError
-    with pytest.raises(exc.TimeoutError):
-        raise exc.AnalysisTimeoutError("j", "deploy", 5)
+def test_no_class_is_named_like_a_builtin():
+    ours = {name for name in dir(exc) if isinstance(getattr(exc, name), type)}
+    assert ours & set(dir(builtins)) == set()
+    assert not issubclass(domain.AnalysisTimeoutError, builtins.TimeoutError)
+    with pytest.raises(exc.OperationTimeoutError):
+        raise domain.AnalysisTimeoutError("j", "deploy", 5)
+
+
+def test_every_error_is_a_drf_api_exception_whose_code_is_the_apis():
+    error = domain.InvalidJobStateError("j-1", "running", "complete")
+    assert isinstance(error, APIException)
+    assert error.default_code == error.error_code == "INVALID_JOB_STATE"
+    assert (error.status_code, str(error.detail), error.detail.code) == (
+        409,
+        "Job j-1 is running; this requires complete",
+        "INVALID_JOB_STATE",
+    )
 
 
 def test_repr_names_class_and_code():
-    assert repr(exc.JobNotFoundError("abc")).startswith("JobNotFoundError(RESOURCE_NOT_FOUND, ")
+    assert repr(domain.JobNotFoundError("abc")).startswith("JobNotFoundError(RESOURCE_NOT_FOUND, ")

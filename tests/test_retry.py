@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from kubernetes.client.exceptions import ApiException
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
+from analysis import exceptions as domain
 from reliability import exceptions as ours
 from reliability.retry import RetryConfig, parse_retry_after, retry_with_backoff
 from tests.conftest import override_reliability
@@ -172,8 +173,8 @@ def test_retry_after_beyond_max_delay_stops_at_once(failure):
         api_error(409),
         ours.ResourceNotFoundError("Analysis Job", "x"),
         ours.ValidationError(errors=[]),
-        ours.InvalidJobStateError("j", "running", "complete"),
-        ours.KubernetesError("read_pod", status_code=403),
+        domain.InvalidJobStateError("j", "running", "complete"),
+        domain.KubernetesError("read_pod", status_code=403),
         DRFValidationError("bad"),
         DjangoValidationError("bad"),
     ],
@@ -193,8 +194,8 @@ def test_client_errors_are_not_retried(failure):
         api_error(408),
         ours.ServiceUnavailableError("kubernetes", "down", retry_after=None),
         ours.DatabaseError("connect", unreachable=True),
-        ours.KubernetesError("read_pod", status_code=503),
-        ours.KubernetesError("read_pod"),
+        domain.KubernetesError("read_pod", status_code=503),
+        domain.KubernetesError("read_pod"),
         ConnectionError(),
     ],
     ids=lambda failure: f"{type(failure).__name__}-{getattr(failure, 'status', '')}",

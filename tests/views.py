@@ -20,6 +20,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analysis import exceptions as domain
 from reliability import exceptions as ours
 
 SECRET_TEXT = "password=hunter2 at db.internal:5432"
@@ -118,11 +119,11 @@ RAISERS: dict[str, Callable[[], BaseException]] = {
     "permission-denied": lambda: drf.PermissionDenied("Not your job."),
     "throttled": lambda: drf.Throttled(wait=12),
     "not-found": lambda: drf.NotFound("No such thing."),
-    "job-not-found": lambda: ours.JobNotFoundError("3f1c0d2e"),
-    "invalid-job-state": lambda: ours.InvalidJobStateError(
+    "job-not-found": lambda: domain.JobNotFoundError("3f1c0d2e"),
+    "invalid-job-state": lambda: domain.InvalidJobStateError(
         "3f1c0d2e", "running", ["complete", "failed"]
     ),
-    "quota-exceeded": lambda: ours.QuotaExceededError(
+    "quota-exceeded": lambda: domain.QuotaExceededError(
         "monthly_analyses", 100, 100, retry_after=3600
     ),
     "service-unavailable": lambda: ours.ServiceUnavailableError("kubernetes", "no cluster"),

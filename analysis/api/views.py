@@ -32,17 +32,13 @@ from analysis.api.serializers import (
     SubmitResponseSerializer,
     SubmitSerializer,
 )
+from analysis.exceptions import InvalidJobStateError, JobNotFoundError
 from analysis.imports import import_results
 from analysis.models import AnalysisJob, Organization, VexDocument
 from analysis.results import Evidence
 from analysis.status import JobStatus
 from analysis.uuids import parse_uuid
-from reliability.exceptions import (
-    InvalidJobStateError,
-    JobNotFoundError,
-    ResourceNotFoundError,
-    ValidationError,
-)
+from reliability.exceptions import ResourceNotFoundError, ValidationError
 
 
 class OrganizationScoped:

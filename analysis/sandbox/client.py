@@ -24,8 +24,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from analysis.exceptions import KubernetesError
 from reliability.circuit import get_breaker
-from reliability.exceptions import KubernetesError, ServiceUnavailableError
+from reliability.exceptions import ServiceUnavailableError
 from reliability.retry import RetryConfig, parse_retry_after, retry_with_backoff
 
 logger = logging.getLogger(__name__)

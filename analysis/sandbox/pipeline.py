@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from analysis.budget import job_budget_seconds
 from analysis.evidence import store_evidence
+from analysis.exceptions import AnalysisTimeoutError, KubescapeError, SandboxError
 from analysis.image_reference import digest_of
 from analysis.models import AnalysisJob, VexDocument
 from analysis.results import (
@@ -36,12 +37,7 @@ from analysis.sandbox.workload import ReadyPod, Workload
 from analysis.status import RUNNING, JobStatus, transition
 from analysis.vex.builder import COMPLETE, PARTIAL
 from reliability.db import write_with_reconnect
-from reliability.exceptions import (
-    AnalysisTimeoutError,
-    KubescapeError,
-    SandboxError,
-    ServiceUnavailableError,
-)
+from reliability.exceptions import ServiceUnavailableError
 from reliability.health import HEALTHY
 
 logger = logging.getLogger(__name__)

@@ -14,15 +14,11 @@ from typing import Any
 from django.conf import settings
 from kubernetes import client
 
+from analysis.exceptions import InvalidImageError, KubernetesError, SandboxError
 from analysis.sandbox import manifests
 from analysis.sandbox.client import TransientKubernetesError, api_client, call
 from analysis.sandbox.identity import ContainerInstance
-from reliability.exceptions import (
-    InvalidImageError,
-    KubernetesError,
-    ResourceConflictError,
-    SandboxError,
-)
+from reliability.exceptions import ResourceConflictError
 
 IMAGE_PULL_FAILURES = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
