@@ -44,7 +44,8 @@ def publish(job_id: UUID) -> str:
     job = AnalysisJob.objects.only("config", "priority", "request_id").get(pk=job_id)
     soft, hard = task_time_limits(job.config["analysis_duration"])
     try:
-        # By name: the task module imports the job rules, which publish through this one.
+        # By name: the task's module imports the job rules, which publish through this one.
+        # The app registers its tasks when Django is ready (analysis/apps.py).
         current_app.tasks[RUN_ANALYSIS].apply_async(
             args=[str(job_id)],
             task_id=task_id,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from contextlib import contextmanager
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -20,8 +24,9 @@ VALID = {"image_ref": "nginx:1.27", "image_digest": "sha256:" + "d" * 64}
 
 
 def _forget_connections() -> None:
-    # Celery caches its connection and producer pools per app; drop them so the
-    # next publish connects to whatever broker_url now says.
+    # Celery caches its connection and producer pools per app; drop them so the next
+    # publish connects to whatever broker_url now says. Celery has no public call for
+    # this (app.close() also deregisters the app); this is what its own fork handler does.
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
@@ -172,3 +177,23 @@ def test_a_publish_that_was_lost_is_published_again_and_the_old_message_refused(
     assert job.celery_task_id not in ("", "lost-message")
     assert not jobs.claim(job, "lost-message")  # the old message, should it arrive
     assert dispatch()["lost"] == []
+
+
+@pytest.mark.slow
+def test_a_fresh_web_process_finds_the_task_it_publishes_by_name():
+    """dispatch does not import the task module; the app registers it when Django is ready."""
+    code = (
+        "import django; django.setup(); from celery import current_app; "
+        "from analysis.dispatch import RUN_ANALYSIS; print(current_app.tasks[RUN_ANALYSIS].name)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vexxy.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "analysis.run_analysis"

@@ -209,11 +209,20 @@ class ImportSerializer(ImageSerializer):
     )
 
 
-class ImportResponseSerializer(serializers.ModelSerializer):
+JOB_AND_IMAGE = ("job_id", "status", "image_ref", "image_digest", "image_digests")
+
+
+# A job seen through the API: its primary key is ``job_id``. (A comment, not a docstring:
+# drf-spectacular would put a docstring into every job schema's description.)
+class JobFieldsSerializer(serializers.ModelSerializer):
     job_id = serializers.UUIDField(source="id")
 
     class Meta:
         model = AnalysisJob
+
+
+class ImportResponseSerializer(JobFieldsSerializer):
+    class Meta(JobFieldsSerializer.Meta):
         fields = [
             "job_id",
             "status",
@@ -238,13 +247,11 @@ class RedactedConfigField(serializers.Field):
         return redacted(value)
 
 
-class SubmitResponseSerializer(serializers.ModelSerializer):
-    job_id = serializers.UUIDField(source="id")
+class SubmitResponseSerializer(JobFieldsSerializer):
     config = RedactedConfigField()
     estimated_duration_minutes = serializers.SerializerMethodField()
 
-    class Meta:
-        model = AnalysisJob
+    class Meta(JobFieldsSerializer.Meta):
         fields = [
             "job_id",
             "status",
@@ -260,11 +267,8 @@ class SubmitResponseSerializer(serializers.ModelSerializer):
         return estimated_duration_minutes(job.config["analysis_duration"])
 
 
-class JobStatusSerializer(serializers.ModelSerializer):
-    job_id = serializers.UUIDField(source="id")
-
-    class Meta:
-        model = AnalysisJob
+class JobStatusSerializer(JobFieldsSerializer):
+    class Meta(JobFieldsSerializer.Meta):
         fields = [
             "job_id",
             "status",
@@ -280,18 +284,12 @@ class JobStatusSerializer(serializers.ModelSerializer):
         ]
 
 
-class JobSerializer(serializers.ModelSerializer):
-    job_id = serializers.UUIDField(source="id")
+class JobSerializer(JobFieldsSerializer):
     config = RedactedConfigField()
 
-    class Meta:
-        model = AnalysisJob
+    class Meta(JobFieldsSerializer.Meta):
         fields = [
-            "job_id",
-            "status",
-            "image_ref",
-            "image_digest",
-            "image_digests",
+            *JOB_AND_IMAGE,
             "sbom_id",
             "profile",
             "config",
@@ -312,17 +310,10 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
 
-class JobResultsSerializer(serializers.ModelSerializer):
-    job_id = serializers.UUIDField(source="id")
-
-    class Meta:
-        model = AnalysisJob
+class JobResultsSerializer(JobFieldsSerializer):
+    class Meta(JobFieldsSerializer.Meta):
         fields = [
-            "job_id",
-            "status",
-            "image_ref",
-            "image_digest",
-            "image_digests",
+            *JOB_AND_IMAGE,
             "reachability_results",
             "summary",
             "execution_profile",

@@ -176,6 +176,10 @@ class KubeApiServer:
         """Run ``fn(*args)`` on the server's loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(fn(*args), self._loop).result(timeout=10)
 
+    def react(self, fn: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+        """Run ``fn(emulator)`` on the server's loop: for reactions kmock declares in place."""
+        return self._call(fn, self._emulator)
+
     def write_kubeconfig(self, path: Path) -> Path:
         """A kubeconfig for this server (the shape of conftest's ``unreachable_cluster``)."""
         path.write_text(

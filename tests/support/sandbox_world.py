@@ -158,13 +158,12 @@ class SandboxWorld:
     def serve_log(self, text: str) -> None:
         """Plain text for the pod's log URL (kmock would answer the pod as JSON)."""
         path = f"/api/v1/namespaces/{self.ns}/pods/{self.pod_name}/log"
-        emulator = self.kube._emulator
 
-        async def react() -> None:
+        async def react(emulator: Any) -> None:
             text_plain = kmock.headers({"Content-Type": "text/plain"})  # else the client refuses
             emulator[kmock.method.GET, kmock.path(path)] << text_plain << text.encode()
 
-        self.kube._call(react)
+        self.kube.react(react)
 
     # -- Kubescape --------------------------------------------------------------------
 
