@@ -34,6 +34,8 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(PYTEST_ARGS)
+	@echo "The reliability app's own tests, in a project with nothing else (no analysis, no RELIABILITY):"
+	$(BIN)/pytest -p no:cacheprovider --noconftest --ds tests.support.bare_project.settings tests/reliability
 
 lint: install
 	$(BIN)/ruff check .

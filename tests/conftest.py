@@ -12,12 +12,18 @@ import logging
 import os
 import socket
 import sys
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
+from analysis.models import AnalysisJob
+from analysis.profiles import normalize_config
 from analysis.sandbox.client import reset_client
+from analysis.status import TERMINAL
 from reliability.logs import RequestIdFilter
 from tests.support.kube_api import running_kube_api
 from tests.support.processes import start_process
@@ -224,9 +230,24 @@ def other_api(other_organization):
 ENVELOPE_KEYS = {"error", "message", "details", "timestamp", "request_id"}
 
 
-def override_reliability(settings, **values) -> None:
-    """Change keys of ``RELIABILITY`` for one test (pytest-django's ``settings`` restores it)."""
-    settings.RELIABILITY = {**settings.RELIABILITY, **values}
+def make_job(organization, *, age_days: float = 0, **fields: Any) -> AnalysisJob:
+    """The one job factory: a valid queued job of ``organization``; ``fields`` set any column.
+
+    ``age_days`` moves its creation (and, for a finished status, completion) into the past;
+    ``profile`` picks the preset its config is normalised from unless ``config`` is given.
+    """
+    moment = timezone.now() - timedelta(days=age_days)
+    profile = fields.get("profile", "custom")
+    defaults: dict[str, Any] = {
+        "image_ref": "docker.io/library/nginx:1.25",
+        "image_digest": "sha256:" + "e" * 64,
+        "profile": profile,
+        "config": normalize_config(profile, {}),
+        "created_at": moment,
+    }
+    if fields.get("status") in TERMINAL:
+        defaults["completed_at"] = moment
+    return AnalysisJob.objects.create(organization=organization, **{**defaults, **fields})
 
 
 def assert_envelope(response, status: int, code: str, details=None) -> dict:

@@ -18,6 +18,7 @@ from analysis.models import AnalysisEvidence, AnalysisJob, ApiKey, MonthlyUsage,
 from analysis.profiles import normalize_config
 from analysis.sandbox import manifests
 from analysis.status import JobStatus
+from tests.conftest import make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -30,13 +31,8 @@ PLAINTEXT = re.compile(r"<code>vx_([0-9a-f]{12})_([A-Za-z0-9_-]{43})</code>")
 BADGE = '<span style="background:{};color:#fff;padding:2px 8px;border-radius:8px">{}</span>'
 
 
-def make_job(organization, **fields) -> AnalysisJob:
-    defaults = {
-        "image_ref": "ghcr.io/acme/app:1.0",
-        "image_digest": "sha256:" + "0" * 64,
-        "config": {"analysis_duration": 300},
-    }
-    return AnalysisJob.objects.create(organization=organization, **{**defaults, **fields})
+def admin_job(organization, **fields) -> AnalysisJob:
+    return make_job(organization, **{"image_ref": "ghcr.io/acme/app:1.0", **fields})
 
 
 def page(client, url: str, **params) -> str:
@@ -91,7 +87,7 @@ COLOURS = {
 
 def test_job_list_shows_an_operators_columns(admin_client, organization):
     completed = timezone.now()
-    job = make_job(
+    job = admin_job(
         organization,
         status=JobStatus.FAILED,
         progress_percent=40,
@@ -101,7 +97,7 @@ def test_job_list_shows_an_operators_columns(admin_client, organization):
         completed_at=completed,
         error_code="SANDBOX_ERROR",
     )
-    waiting = make_job(organization)
+    waiting = admin_job(organization)
     html = page(admin_client, JOBS)
     assert cell(html, job, "short_id") == (
         f'<a href="/admin/analysis/analysisjob/{job.pk}/change/">{str(job.pk)[:8]}</a>'
@@ -118,7 +114,7 @@ def test_job_list_shows_an_operators_columns(admin_client, organization):
 
 
 def test_every_status_has_its_own_badge_colour(admin_client, organization):
-    jobs = {status: make_job(organization, status=status) for status in COLOURS}
+    jobs = {status: admin_job(organization, status=status) for status in COLOURS}
     html = page(admin_client, JOBS)
     for status, job in jobs.items():
         assert cell(html, job, "status_badge") == BADGE.format(COLOURS[status], status.label)
@@ -130,10 +126,10 @@ def test_job_list_queries_do_not_grow_with_the_rows(admin_client, organization, 
             page(admin_client, JOBS)
         return len(captured)
 
-    make_job(organization)
+    admin_job(organization)
     few = queries()
     for org in (organization, other_organization) * 3:
-        make_job(org, status=JobStatus.FAILED, error_code="SANDBOX_ERROR")
+        admin_job(org, status=JobStatus.FAILED, error_code="SANDBOX_ERROR")
     assert queries() == few
 
 
@@ -145,7 +141,7 @@ LONG_AGO = datetime(2023, 3, 15, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def jobs(organization, other_organization) -> dict[str, AnalysisJob]:
     return {
-        "acme_failed": make_job(
+        "acme_failed": admin_job(
             organization,
             status=JobStatus.FAILED,
             error_code="SANDBOX_ERROR",
@@ -153,7 +149,7 @@ def jobs(organization, other_organization) -> dict[str, AnalysisJob]:
             image_digest="sha256:" + "a" * 64,
             request_id="req-alpha",
         ),
-        "globex_complete": make_job(
+        "globex_complete": admin_job(
             other_organization,
             status=JobStatus.COMPLETE,
             profile="comprehensive",
@@ -161,7 +157,7 @@ def jobs(organization, other_organization) -> dict[str, AnalysisJob]:
             image_digest="sha256:" + "b" * 64,
             request_id="req-bravo",
         ),
-        "acme_old_failed": make_job(
+        "acme_old_failed": admin_job(
             organization,
             status=JobStatus.FAILED,
             profile="minimal",
@@ -171,7 +167,7 @@ def jobs(organization, other_organization) -> dict[str, AnalysisJob]:
             image_digest="sha256:" + "c" * 64,
             request_id="req-charlie",
         ),
-        "globex_queued": make_job(
+        "globex_queued": admin_job(
             other_organization,
             image_ref="nginx:1.27",
             image_digest="sha256:" + "d" * 64,
@@ -266,7 +262,7 @@ def test_search_finds_exactly_the_job(admin_client, jobs, job, term):
 
 @pytest.fixture
 def finished_job(organization) -> AnalysisJob:
-    job = make_job(
+    job = admin_job(
         organization,
         status=JobStatus.COMPLETE,
         progress_percent=100,
@@ -342,9 +338,9 @@ def test_posting_to_job_detail_changes_nothing(admin_client, finished_job):
 
 
 def test_cancel_cancels_active_jobs_and_names_the_ones_it_cannot(admin_client, organization):
-    queued = make_job(organization)
+    queued = admin_job(organization)
     finished_at = timezone.now() - timedelta(minutes=5)
-    complete = make_job(organization, status=JobStatus.COMPLETE, completed_at=finished_at)
+    complete = admin_job(organization, status=JobStatus.COMPLETE, completed_at=finished_at)
     shown = run_action(admin_client, JOBS, "cancel_jobs", queued, complete)
     queued.refresh_from_db()
     complete.refresh_from_db()
@@ -364,7 +360,7 @@ def test_cancel_cancels_active_jobs_and_names_the_ones_it_cannot(admin_client, o
 
 @pytest.mark.usefixtures("sandbox_ready")
 def test_retry_requeues_failed_jobs_and_refuses_queued_ones(admin_client, organization):
-    failed = make_job(
+    failed = admin_job(
         organization,
         status=JobStatus.FAILED,
         error_code="SANDBOX_ERROR",
@@ -372,7 +368,7 @@ def test_retry_requeues_failed_jobs_and_refuses_queued_ones(admin_client, organi
         progress_percent=60,
         completed_at=timezone.now(),
     )
-    queued = make_job(organization, celery_task_id="task-1")
+    queued = admin_job(organization, celery_task_id="task-1")
     shown = run_action(admin_client, JOBS, "retry_jobs", failed, queued)
     failed.refresh_from_db()
     queued.refresh_from_db()
@@ -391,7 +387,7 @@ def test_retry_requeues_failed_jobs_and_refuses_queued_ones(admin_client, organi
 
 @pytest.mark.usefixtures("sandbox_disabled")
 def test_retry_without_a_sandbox_is_refused(admin_client, organization):
-    failed = make_job(organization, status=JobStatus.FAILED, error_code="SANDBOX_ERROR")
+    failed = admin_job(organization, status=JobStatus.FAILED, error_code="SANDBOX_ERROR")
     shown = run_action(admin_client, JOBS, "retry_jobs", failed)
     failed.refresh_from_db()
     assert (failed.status, failed.error_code) == (JobStatus.FAILED, "SANDBOX_ERROR")
@@ -481,7 +477,7 @@ def test_revoke_sets_revoked_at_on_live_keys_only(admin_client, organization):
 
 @pytest.fixture
 def produced(organization):
-    job = make_job(organization, status=JobStatus.COMPLETE)
+    job = admin_job(organization, status=JobStatus.COMPLETE)
     VexDocument.objects.create(
         job=job, document={"statements": []}, statement_counts={"not_affected": 7}
     )
@@ -506,7 +502,7 @@ def test_generated_records_are_listed_but_not_added_by_hand(admin_client, produc
 def test_reconcile_action_removes_orphaned_sandbox_objects(
     admin_client, organization, sandbox_ready
 ):
-    done = make_job(organization, status=JobStatus.COMPLETE, config=normalize_config("custom", {}))
+    done = admin_job(organization, status=JobStatus.COMPLETE, config=normalize_config("custom", {}))
     sandbox_ready.put(
         "apps/v1/deployments", manifests.deployment(done, namespace="vexxy-sandbox", resources={})
     )
@@ -520,5 +516,5 @@ def test_reconcile_action_removes_orphaned_sandbox_objects(
 
 def test_reconcile_action_without_a_sandbox_says_so(admin_client, organization, settings):
     settings.SANDBOX_ENABLED = False
-    shown = run_action(admin_client, JOBS, "reconcile_sandboxes", make_job(organization))
+    shown = run_action(admin_client, JOBS, "reconcile_sandboxes", admin_job(organization))
     assert shown == [("warning", "The sandbox is disabled: nothing to reconcile.")]

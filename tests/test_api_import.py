@@ -13,7 +13,8 @@ from django.core.management import CommandError, call_command
 
 from analysis.evidence import canonical_bytes
 from analysis.models import AnalysisJob, MonthlyUsage, VexDocument
-from tests.conftest import assert_envelope, override_reliability
+from tests.conftest import assert_envelope
+from tests.support.settings import override_reliability
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IMPORT = "/api/v1/analysis/import"

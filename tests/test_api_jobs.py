@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from analysis.models import AnalysisEvidence, AnalysisJob, MonthlyUsage, VexDocument
 from analysis.status import JobStatus
-from tests.conftest import assert_envelope
+from tests.conftest import assert_envelope, make_job
 
 DIGEST = "sha256:" + "a" * 64
 VALID = {"image_ref": "ghcr.io/acme/app:1.2.3", "image_digest": DIGEST}
@@ -22,14 +22,9 @@ def submit(api, **overrides) -> dict:
     return response.json()
 
 
-def make_job(organization, **fields) -> AnalysisJob:
-    defaults = {
-        "image_ref": VALID["image_ref"],
-        "image_digest": DIGEST,
-        "profile": "standard",
-        "config": {"analysis_duration": 300},
-    }
-    return AnalysisJob.objects.create(organization=organization, **{**defaults, **fields})
+def api_job(organization, **fields) -> AnalysisJob:
+    defaults = {"image_ref": VALID["image_ref"], "image_digest": DIGEST, "profile": "standard"}
+    return make_job(organization, **{**defaults, **fields})
 
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox_ready")]
@@ -90,7 +85,7 @@ def test_a_malformed_job_id_is_404_too(api):
 
 
 def test_status_reports_progress(api, organization):
-    job = make_job(
+    job = api_job(
         organization,
         status=JobStatus.RUNNING,
         progress_percent=40,
@@ -122,7 +117,7 @@ def test_results_before_completion_are_409(api):
 
 def test_results_of_a_complete_job(api, organization):
     vex_id = "0b7a1f44-0000-4000-8000-00000000abcd"
-    job = make_job(
+    job = api_job(
         organization,
         status=JobStatus.COMPLETE,
         summary={"total": 1},
@@ -153,7 +148,7 @@ def test_cancel_a_queued_job(api):
 
 def test_list_after_three_submits_and_filters(api, organization):
     ids = [submit(api)["job_id"] for _ in range(3)]
-    make_job(organization, status=JobStatus.FAILED, profile="minimal")
+    api_job(organization, status=JobStatus.FAILED, profile="minimal")
     listed = api.get("/api/v1/analysis").json()
     assert len(listed["results"]) == 4
     assert [job["job_id"] for job in listed["results"][1:]] == ids[::-1]
@@ -190,7 +185,7 @@ def test_list_rejects_bad_filters(api):
 
 
 def test_retry_requeues_failed_and_refuses_queued(api, organization):
-    failed = make_job(
+    failed = api_job(
         organization,
         status=JobStatus.FAILED,
         error_code="SANDBOX_ERROR",
@@ -202,7 +197,7 @@ def test_retry_requeues_failed_and_refuses_queued(api, organization):
     failed.refresh_from_db()
     assert (failed.status, failed.error_code, failed.attempts) == ("queued", "", 0)
 
-    queued = make_job(organization)
+    queued = api_job(organization)
     refused = api.post(f"/api/v1/analysis/{queued.pk}/retry")
     assert_envelope(
         refused,
@@ -218,7 +213,7 @@ def test_retry_requeues_failed_and_refuses_queued(api, organization):
 
 def test_retry_of_a_complete_job_is_409_even_without_a_sandbox(api, organization, settings):
     settings.SANDBOX_ENABLED = False
-    job = make_job(organization, status=JobStatus.COMPLETE)
+    job = api_job(organization, status=JobStatus.COMPLETE)
     assert_envelope(
         api.post(f"/api/v1/analysis/{job.pk}/retry"),
         409,
@@ -232,7 +227,7 @@ def test_retry_of_a_complete_job_is_409_even_without_a_sandbox(api, organization
 
 
 def test_evidence_and_vex(api, organization):
-    job = make_job(organization, status=JobStatus.COMPLETE)
+    job = api_job(organization, status=JobStatus.COMPLETE)
     AnalysisEvidence.objects.create(
         job=job,
         evidence_type="relevant_manifest",
@@ -256,7 +251,7 @@ def test_evidence_and_vex(api, organization):
 
 
 def test_another_organization_sees_nothing(api, other_api, organization):
-    job = make_job(organization, status=JobStatus.FAILED)
+    job = api_job(organization, status=JobStatus.FAILED)
     vex = VexDocument.objects.create(job=job, document={})
     for response in (
         other_api.get(f"/api/v1/analysis/{job.pk}"),

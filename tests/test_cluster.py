@@ -15,7 +15,7 @@ from analysis.sandbox.client import (
 )
 from reliability.circuit import forget_breakers, get_breaker
 from reliability.exceptions import ServiceUnavailableError
-from tests.conftest import override_reliability
+from tests.support.settings import override_reliability
 
 SANDBOX = django_settings.K8S_SANDBOX_NAMESPACE
 NAMESPACE_PATH = f"/api/v1/namespaces/{SANDBOX}"

@@ -8,7 +8,8 @@ from django.db import InterfaceError, OperationalError, connection
 
 from analysis.models import AnalysisJob
 from analysis.status import JobStatus, transition
-from tests.conftest import override_reliability
+from tests.conftest import make_job
+from tests.support.settings import override_reliability
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,13 +40,7 @@ def kill_this_connection() -> None:
 
 @pytest.mark.usefixtures("postgresql")
 def test_a_status_change_is_retried_on_a_new_connection(organization):
-    job = AnalysisJob.objects.create(
-        organization=organization,
-        image_ref="nginx:1.27",
-        image_digest="sha256:" + "f" * 64,
-        config={"analysis_duration": 120},
-        celery_task_id="t1",
-    )
+    job = make_job(organization, profile="minimal", celery_task_id="t1")
     kill_this_connection()
 
     transition(job, JobStatus.RUNNING, where={"celery_task_id": "t1"})

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 
 from analysis.dispatch import BROKER_DOWN, NOT_PENDING, PUBLISHED, publish
 from analysis.models import AnalysisJob
-from tests.conftest import free_port
+from tests.conftest import free_port, make_job
 from vexxy.celery import app as celery_app
 
 SUBMIT = "/api/v1/analysis/submit"
@@ -107,11 +107,10 @@ def test_broker_down_at_submit_then_dispatched_once(
 
 @pytest.mark.django_db
 def test_dispatch_publishes_pending_jobs_exactly_once(organization):
-    job = AnalysisJob.objects.create(
-        organization=organization,
-        image_ref="nginx:1.27",
+    job = make_job(
+        organization,
         image_digest=VALID["image_digest"],
-        config={"analysis_duration": 120},
+        profile="minimal",
     )
     assert dispatch("--dry-run") == {
         "lost": [],
@@ -136,11 +135,10 @@ def test_dispatch_publishes_pending_jobs_exactly_once(organization):
 
 @pytest.mark.django_db
 def test_publish_reports_a_broker_outage(organization, broker_down):
-    job = AnalysisJob.objects.create(
-        organization=organization,
-        image_ref="nginx:1.27",
+    job = make_job(
+        organization,
         image_digest=VALID["image_digest"],
-        config={"analysis_duration": 120},
+        profile="minimal",
     )
     assert publish(job.pk) == BROKER_DOWN
     job.refresh_from_db()
@@ -157,11 +155,10 @@ def test_a_publish_that_was_lost_is_published_again_and_the_old_message_refused(
 
     from analysis import jobs
 
-    job = AnalysisJob.objects.create(
-        organization=organization,
-        image_ref="nginx:1.27",
+    job = make_job(
+        organization,
         image_digest=VALID["image_digest"],
-        config={"analysis_duration": 120},
+        profile="minimal",
         celery_task_id="lost-message",
         dispatched_at=timezone.now() - timedelta(hours=3),
     )

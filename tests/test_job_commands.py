@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
 from io import StringIO
 from typing import Any
 
@@ -14,24 +13,13 @@ from django.utils import timezone
 
 from analysis.management.commands import cleanup_jobs
 from analysis.models import AnalysisEvidence, AnalysisJob, MonthlyUsage, VexDocument
-from analysis.profiles import normalize_config
+from tests.conftest import make_job
 
 pytestmark = pytest.mark.django_db
 
 
-def make_job(organization, status: str = "queued", age_days: float = 0, **fields) -> AnalysisJob:
-    moment = timezone.now() - timedelta(days=age_days)
-    if status in ("complete", "failed", "cancelled"):
-        fields.setdefault("completed_at", moment)
-    return AnalysisJob.objects.create(
-        organization=organization,
-        image_ref="nginx:1.27",
-        image_digest="sha256:" + "c" * 64,
-        config=normalize_config("minimal", {}),
-        status=status,
-        created_at=moment,
-        **fields,
-    )
+def aged_job(organization, status: str = "queued", age_days: float = 0, **fields) -> AnalysisJob:
+    return make_job(organization, status=status, age_days=age_days, profile="minimal", **fields)
 
 
 def with_results(job: AnalysisJob, evidence: int = 1, vex: int = 1) -> AnalysisJob:
@@ -77,8 +65,8 @@ def table_sizes() -> tuple[int, int, int, int]:
 
 @pytest.mark.usefixtures("sandbox_ready", "unconsumed_queue")
 def test_retry_job_requeues_and_publishes(organization, django_capture_on_commit_callbacks):
-    text_job = make_job(organization, "failed", error_code="SANDBOX_ERROR", attempts=2)
-    json_job = make_job(organization, "cancelled")
+    text_job = aged_job(organization, "failed", error_code="SANDBOX_ERROR", attempts=2)
+    json_job = aged_job(organization, "cancelled")
     with django_capture_on_commit_callbacks(execute=True):  # the publish runs after commit
         assert run("retry_job", str(text_job.pk)) == f"Job {text_job.pk} requeued"
         assert run_json("retry_job", str(json_job.pk)) == {
@@ -100,11 +88,11 @@ def test_retry_job_requeues_and_publishes(organization, django_capture_on_commit
 
 @pytest.mark.usefixtures("sandbox_disabled")
 def test_retry_job_refusals(organization):
-    complete = make_job(organization, "complete")
+    complete = aged_job(organization, "complete")
     assert refused("retry_job", str(complete.pk)).startswith(
         f"INVALID_JOB_STATE: Job {complete.pk} is complete"
     )  # checked before the sandbox
-    failed = make_job(organization, "failed")
+    failed = aged_job(organization, "failed")
     assert refused("retry_job", str(failed.pk)).startswith("SERVICE_UNAVAILABLE: ")
     failed.refresh_from_db()
     assert failed.status == "failed"
@@ -118,7 +106,7 @@ def test_unknown_or_malformed_job_id(command):
 
 
 def test_cancel_job(organization):
-    queued, running = make_job(organization), make_job(organization, "running")
+    queued, running = aged_job(organization), aged_job(organization, "running")
     assert run("cancel_job", str(queued.pk)) == f"Job {queued.pk} cancelled"
     out = StringIO()
     call_command("cancel_job", str(running.pk), "--json", stdout=out)
@@ -145,16 +133,16 @@ def test_cancel_job(organization):
 def test_cleanup_dry_run_then_the_real_run_deletes_exactly_that(organization):
     MonthlyUsage.objects.create(organization=organization, month="2024-01-01", analyses=7)
     old = [
-        with_results(make_job(organization, "complete", age_days=40), evidence=2, vex=1),
-        with_results(make_job(organization, "failed", age_days=40, completed_at=None), vex=0),
-        make_job(organization, "cancelled", age_days=31),
+        with_results(aged_job(organization, "complete", age_days=40), evidence=2, vex=1),
+        with_results(aged_job(organization, "failed", age_days=40, completed_at=None), vex=0),
+        aged_job(organization, "cancelled", age_days=31),
     ]
     kept = [
-        with_results(make_job(organization, "complete", age_days=29)),
+        with_results(aged_job(organization, "complete", age_days=29)),
         # created long ago, finished recently
-        make_job(organization, "failed", age_days=40, completed_at=timezone.now()),
+        aged_job(organization, "failed", age_days=40, completed_at=timezone.now()),
         *(
-            with_results(make_job(organization, status, age_days=90))
+            with_results(aged_job(organization, status, age_days=90))
             for status in ("queued", "running", "analyzing")
         ),
     ]
@@ -179,9 +167,9 @@ def test_cleanup_dry_run_then_the_real_run_deletes_exactly_that(organization):
 
 
 def test_cleanup_text_output_and_status_narrowing(organization):
-    failed = with_results(make_job(organization, "failed", age_days=10), evidence=2, vex=0)
-    complete = make_job(organization, "complete", age_days=10)
-    cancelled = make_job(organization, "cancelled", age_days=10)
+    failed = with_results(aged_job(organization, "failed", age_days=10), evidence=2, vex=0)
+    complete = aged_job(organization, "complete", age_days=10)
+    cancelled = aged_job(organization, "cancelled", age_days=10)
     args = ("cleanup_jobs", "--older-than", "7", "--status", "failed")
     assert run(*args, "--dry-run") == (
         "1 job(s) would be deleted, with 2 evidence row(s) and 0 VEX document(s)"
@@ -196,7 +184,7 @@ def test_cleanup_text_output_and_status_narrowing(organization):
 def test_cleanup_deletes_in_batches_and_lists_the_first_ids(organization, monkeypatch):
     monkeypatch.setattr(cleanup_jobs, "BATCH_SIZE", 2)
     monkeypatch.setattr(cleanup_jobs, "LISTED_IDS", 3)
-    jobs = [with_results(make_job(organization, "complete", age_days=10 + i)) for i in range(5)]
+    jobs = [with_results(aged_job(organization, "complete", age_days=10 + i)) for i in range(5)]
     oldest_first = [str(job.pk) for job in reversed(jobs)]
     planned = run_json("cleanup_jobs", "--older-than", "1", "--dry-run")
     assert planned["job_ids"] == oldest_first[:3]
@@ -223,8 +211,8 @@ def test_cleanup_deletes_in_batches_and_lists_the_first_ids(organization, monkey
     ],
 )
 def test_cleanup_invalid_arguments_change_nothing(organization, args, message):
-    make_job(organization, "complete", age_days=400)
-    make_job(organization, "running", age_days=400)
+    aged_job(organization, "complete", age_days=400)
+    aged_job(organization, "running", age_days=400)
     with pytest.raises(CommandError, match=message) as error:
         run("cleanup_jobs", *args)
     assert error.value.returncode == 1
@@ -239,14 +227,14 @@ def test_cleanup_invalid_arguments_change_nothing(organization, args, message):
 def test_dry_run_applies_the_rules_and_changes_nothing(
     organization, django_capture_on_commit_callbacks, command, status, outcome
 ):
-    job = make_job(organization, status=status)
+    job = aged_job(organization, status=status)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         report = run_json(command, str(job.pk), "--dry-run")
     assert (report["status"], report["dry_run"]) == (outcome, True)
     assert callbacks == []  # no publish, no revoke
     job.refresh_from_db()
     assert job.status == status
-    refused(command, str(make_job(organization, status="complete").pk), "--dry-run")
+    refused(command, str(aged_job(organization, status="complete").pk), "--dry-run")
 
 
 def test_import_dry_run_prints_the_summary_and_stores_nothing(organization):

@@ -25,7 +25,7 @@ from analysis.sandbox import manifests
 from analysis.sandbox.pipeline import JobCancelled, Pipeline
 from analysis.tasks import run_analysis
 from reliability.circuit import forget_breakers, get_breaker
-from tests.conftest import override_reliability
+from tests.conftest import make_job
 from tests.support.sandbox_world import (
     DEPLOYMENTS,
     FULL_CONTENT,
@@ -39,6 +39,7 @@ from tests.support.sandbox_world import (
     SandboxWorld,
     when_evidence_is_stored,
 )
+from tests.support.settings import override_reliability
 
 pytestmark = pytest.mark.django_db
 
@@ -67,13 +68,13 @@ def task_settings(settings):
     settings.KUBESCAPE_SETTLE_SECONDS = 0
 
 
-def make_job(organization, job_id: uuid.UUID | None = None) -> AnalysisJob:
-    return AnalysisJob.objects.create(
+def sandbox_job(organization, job_id: uuid.UUID | None = None) -> AnalysisJob:
+    """A job of the world's image, observed for DURATION seconds, already published."""
+    return make_job(
+        organization,
         id=job_id or uuid.uuid4(),
-        organization=organization,
         image_ref=IMAGE_REF,
         image_digest=IMAGE_DIGEST,
-        profile="custom",
         celery_task_id=f"task-{uuid.uuid4()}",
         config=normalize_config("custom", {"analysis_duration": DURATION}),
     )
@@ -81,7 +82,7 @@ def make_job(organization, job_id: uuid.UUID | None = None) -> AnalysisJob:
 
 @pytest.fixture
 def job(organization):
-    return make_job(organization)
+    return sandbox_job(organization)
 
 
 @pytest.fixture
@@ -242,7 +243,7 @@ def test_a_cyclonedx_failure_leaves_the_job_complete_and_says_so(world, monkeypa
 
 
 def test_decoys_are_never_read(world, organization):
-    other = SandboxWorld(world.kube, make_job(organization))
+    other = SandboxWorld(world.kube, sandbox_job(organization))
     other.start_pod("ImagePullBackOff", wait_for_deployment=False)  # another job's pod
     near = [world.slug + "-x", world.slug[:-4] + "0000"]  # contains ours / same hash prefix
     for name in near:
@@ -435,7 +436,7 @@ def test_persistent_503s_open_the_circuit_and_the_next_job_fails_fast(
         assert get_breaker("kubernetes").state() == "open"
         assert len(requests_to(world.kube, "POST", deployments_path())) == 2  # threshold
 
-        second = make_job(organization)
+        second = sandbox_job(organization)
         seen = len(world.kube.requests)
         run_task(second)
 
@@ -516,7 +517,7 @@ def test_an_earlier_runs_deployment_is_waited_for_not_adopted(world, task_settin
 def test_a_deployment_of_another_job_with_our_name_is_neither_adopted_nor_deleted(
     world, organization, task_settings
 ):
-    twin = make_job(organization, uuid.UUID(world.job.pk.hex[:8] + uuid.uuid4().hex[8:]))
+    twin = sandbox_job(organization, uuid.UUID(world.job.pk.hex[:8] + uuid.uuid4().hex[8:]))
     assert manifests.sandbox_name(twin.pk) == world.name
     world.kube.put(DEPLOYMENTS, manifests.deployment(twin, namespace=SANDBOX, resources={}))
     world.preseed()

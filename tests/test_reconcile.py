@@ -12,6 +12,7 @@ from django.utils import timezone
 from analysis.models import AnalysisJob
 from analysis.profiles import normalize_config
 from analysis.sandbox import manifests
+from tests.conftest import make_job
 from tests.support.sandbox_world import (
     DEPLOYMENTS,
     IMAGE_DIGEST,
@@ -26,8 +27,8 @@ pytestmark = pytest.mark.django_db
 
 
 def job_with_sandbox(organization, kube, status: str) -> SandboxWorld:
-    job = AnalysisJob.objects.create(
-        organization=organization,
+    job = make_job(
+        organization,
         image_ref=IMAGE_REF,
         image_digest=IMAGE_DIGEST,
         config=normalize_config("minimal", {"ports": [8080]}),

@@ -16,7 +16,7 @@ from django.test import Client
 
 from reliability.correlation import correlation_scope, get_request_id
 from reliability.logs import build_logging_config
-from tests.conftest import override_reliability
+from tests.support.settings import override_reliability
 
 pytestmark = pytest.mark.urls("tests.urls")
 

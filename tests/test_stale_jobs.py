@@ -14,21 +14,19 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from analysis.models import AnalysisJob
-from analysis.profiles import normalize_config
 from analysis.sandbox import manifests
 from analysis.sandbox.pipeline import JobCancelled, Pipeline
 from analysis.tasks import recover_stale_jobs_task
 from reliability.locks import cache_lock
+from tests.conftest import make_job
 
 pytestmark = pytest.mark.django_db
 
 
 def running_job(organization, *, heartbeat_age: float, attempts: int = 1, **fields):
-    return AnalysisJob.objects.create(
-        organization=organization,
-        image_ref="nginx:1.27",
-        image_digest="sha256:" + "e" * 64,
-        config=normalize_config("minimal", {}),
+    return make_job(
+        organization,
+        profile="minimal",
         status="running",
         attempts=attempts,
         celery_task_id=str(uuid.uuid4()),

@@ -1,0 +1,1 @@
+"""Helpers of the test suite: API double, sandbox world, real workers, processes, VEX model."""

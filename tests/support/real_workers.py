@@ -144,11 +144,12 @@ def crash_settings(settings):
 
 @pytest.fixture
 def job(organization) -> AnalysisJob:
-    return AnalysisJob.objects.create(
-        organization=organization,
+    from tests.conftest import make_job  # conftest registers this module as a plugin
+
+    return make_job(
+        organization,
         image_ref=IMAGE_REF,
         image_digest=IMAGE_DIGEST,
-        profile="custom",
         config=normalize_config("custom", {"analysis_duration": DURATION}),
     )
 

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import threading
 import uuid
-from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
 from reliability import circuit
 from reliability.circuit import CircuitBreaker, CircuitState, get_breaker, known_breakers
 from reliability.exceptions import ServiceUnavailableError
-from tests.conftest import override_reliability
+from tests.support.settings import override_reliability
 
-REPO = Path(__file__).resolve().parent.parent
 THRESHOLD, RECOVERY = 3, 30.0
 
 
@@ -30,6 +26,13 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@pytest.fixture
+def clean_cache(db):
+    cache.clear()
+    yield cache
+    cache.clear()
 
 
 @pytest.fixture
@@ -296,50 +299,3 @@ def test_half_open_admits_exactly_one_probe_across_threads(breaker, clock):
     assert results == ["probed"]
     assert {e.details["reason"] for e in rejections} == {"circuit half-open, a probe is in flight"}
     assert breaker.state() is CircuitState.CLOSED
-
-
-# -- state shared between processes ---------------------------------------------------------
-
-CHILD = textwrap.dedent("""
-    import django
-
-    django.setup()
-    from reliability.circuit import CircuitBreaker
-
-    breaker = CircuitBreaker("shared-test", failure_threshold=2, recovery_timeout=300)
-
-    def down():
-        raise ConnectionError("down")
-
-    for _ in range({failures}):
-        try:
-            breaker.call(down)
-        except ConnectionError:
-            pass
-    print("state=" + breaker.state().value)
-""")
-
-
-def run_child(env: dict[str, str], failures: int) -> list[str]:
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD.format(failures=failures)],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout.splitlines()
-
-
-def test_state_is_shared_between_processes(child_env, clean_cache):
-    assert run_child(child_env, failures=2)[-1] == "state=open"
-
-    breaker = CircuitBreaker("shared-test", failure_threshold=2, recovery_timeout=300)
-    assert breaker.state() is CircuitState.OPEN
-    assert 1 <= rejected(breaker).retry_after <= 300
-
-    breaker.reset()
-    assert run_child(child_env, failures=0)[-1] == "state=closed"
