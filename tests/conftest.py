@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import socket
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from analysis.sandbox.client import reset_client
 from analysis.status import TERMINAL
 from reliability.logs import RequestIdFilter
 from tests.support.kube_api import running_kube_api
-from tests.support.processes import start_process
+from tests.support.processes import start_celery_worker
 from vexxy.celery import app as celery_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,27 +123,7 @@ def celery_worker_process(child_env: dict[str, str], tmp_path: Path):
         "ALLOWED_HOSTS": "localhost",
         "LOG_LEVEL": "INFO",
     }
-    process, output = start_process(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "vexxy",
-            "worker",
-            "--pool",
-            "solo",
-            "-Q",
-            queue,
-            "--hostname",
-            f"{queue}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        env=env,
-        cwd=REPO,
-    )
-    output.wait_for(lambda line: f"{queue}@" in line and "ready." in line, timeout=60)
+    process, output = start_celery_worker(queue, queue, env, REPO)
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = False
     try:

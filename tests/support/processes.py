@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -54,3 +55,31 @@ def start_process(
         argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     return process, ProcessOutput(process.stdout)
+
+
+def start_celery_worker(
+    queue: str, hostname: str, env: dict[str, str], cwd: Path
+) -> tuple[subprocess.Popen, ProcessOutput]:
+    """A real solo ``celery worker`` of this service on ``queue``, once it says it is ready."""
+    process, output = start_process(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "vexxy",
+            "worker",
+            "--pool",
+            "solo",
+            "-Q",
+            queue,
+            "--hostname",
+            f"{hostname}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env=env,
+        cwd=cwd,
+    )
+    output.wait_for(lambda line: f"{hostname}@" in line and "ready." in line, timeout=60)
+    return process, output

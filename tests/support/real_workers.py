@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,7 +28,7 @@ from analysis.profiles import normalize_config
 from analysis.recovery import recover_stale_jobs
 from analysis.sandbox import manifests
 from analysis.sandbox.client import api_client
-from tests.support.processes import ProcessOutput, start_process
+from tests.support.processes import ProcessOutput, start_celery_worker
 from tests.support.sandbox_world import (
     DEPLOYMENTS,
     IMAGE_DIGEST,
@@ -66,28 +65,8 @@ class Workers:
 
     def start(self, name: str) -> tuple[subprocess.Popen, ProcessOutput]:
         hostname = f"{name}-{self.queue}"
-        process, output = start_process(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "vexxy",
-                "worker",
-                "--pool",
-                "solo",
-                "-Q",
-                self.queue,
-                "--hostname",
-                f"{hostname}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            env=self.env,
-            cwd=REPO,
-        )
+        process, output = start_celery_worker(self.queue, hostname, self.env, REPO)
         self.started.append(process)
-        output.wait_for(lambda line: f"{hostname}@" in line and "ready." in line, timeout=60)
         return process, output
 
     def stop_all(self) -> None:
