@@ -2,7 +2,8 @@
 
 As in Django REST Framework's ``api_settings``: a project that sets nothing
 gets the defaults below, one that sets some keys overrides those only, and
-an unknown key is an error rather than a silently ignored typo. Read them as
+an unknown key is an error (system check ``reliability.E001``) rather than a
+silently ignored typo. Read them as
 ``reliability_settings.HEALTH_CHECKS``; ``override_settings`` and
 pytest-django's ``settings`` fixture are seen at once.
 """
@@ -18,7 +19,7 @@ from django.dispatch import receiver
 NAMESPACE = "RELIABILITY"
 
 DEFAULTS: dict[str, Any] = {
-    # Named in /health and /livez bodies and in every log line.
+    # Named in the /health and /livez bodies.
     "SERVICE_NAME": "service",
     "SERVICE_VERSION": "",
     # Path prefixes whose errors (also Django's own 404/500) are answered with the envelope.
@@ -58,16 +59,15 @@ class ReliabilitySettings:
     def __getattr__(self, name: str) -> Any:
         if name not in self._defaults:
             raise AttributeError(f"Unknown reliability setting {name!r}")
+        if not settings.configured:  # outside Django (a bare RetryConfig): defaults, not cached
+            return self._defaults[name]
         if name not in self._cached:
-            self._cached[name] = self._user().get(name, self._defaults[name])
+            self._cached[name] = getattr(settings, NAMESPACE, {}).get(name, self._defaults[name])
         return self._cached[name]
 
-    def _user(self) -> dict[str, Any]:
-        configured = getattr(settings, NAMESPACE, {}) if settings.configured else {}
-        unknown = sorted(set(configured) - set(self._defaults))
-        if unknown:
-            raise AttributeError(f"Unknown {NAMESPACE} setting(s): {', '.join(unknown)}")
-        return configured
+    def unknown_keys(self) -> list[str]:
+        """Keys of the project's ``RELIABILITY`` that this app does not know: typos."""
+        return sorted(set(getattr(settings, NAMESPACE, {})) - set(self._defaults))
 
     def reload(self) -> None:
         self._cached.clear()

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_loading_the_settings_and_the_celery_app_creates_no_directory(tmp_path):
+def test_loading_the_settings_creates_no_directory(tmp_path):
     data_dir = tmp_path / "not-yet"
     env = {
         **os.environ,
@@ -22,9 +22,36 @@ def test_loading_the_settings_and_the_celery_app_creates_no_directory(tmp_path):
         "DJANGO_SETTINGS_MODULE": "vexxy.settings",
     }
     env.pop("CELERY_BROKER_URL", None)  # the embedded filesystem:// default
-    code = "import django; django.setup(); from vexxy.celery import app; app.conf.broker_url"
+    code = "from django.conf import settings; settings.DATA_DIR"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
     assert not data_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["manage.py", "migrate", "--noinput"],  # the SQLite file needs its folder
+        ["-m", "celery", "-A", "vexxy", "inspect", "ping", "--timeout", "0.5"],  # control only
+    ],
+    ids=["manage.py", "celery-inspect"],
+)
+def test_every_entry_point_makes_the_folders_of_the_embedded_defaults(tmp_path, command):
+    data_dir = tmp_path / "fresh"
+    env = {
+        **os.environ,
+        "VEXXY_DATA_DIR": str(data_dir),
+        "DJANGO_SETTINGS_MODULE": "vexxy.settings",
+    }
+    for name in ("CELERY_BROKER_URL", "DATABASE_URL"):
+        env.pop(name, None)
+    subprocess.run([sys.executable, *command], cwd=ROOT, env=env, timeout=120, check=False)
+    assert sorted(p.name for p in (data_dir / "broker").iterdir()) == [
+        "control",
+        "processed",
+        "queue",
+    ]
+    if command[0] == "manage.py":
+        assert (data_dir / "vexxy.sqlite3").exists()
 
 
 def test_the_first_publish_makes_the_filesystem_brokers_folders(tmp_path):

@@ -5,3 +5,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vexxy.settings")
 
 application = get_asgi_application()
+
+from vexxy.storage import make_data_folders  # noqa: E402 - needs the settings loaded
+
+make_data_folders()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging.config
 import os
-from pathlib import Path
 
 from celery import Celery, signals
 
@@ -23,15 +22,9 @@ def use_django_logging(**_: object) -> None:
     logging.config.dictConfig(settings.LOGGING)
 
 
-FILESYSTEM_FOLDERS = ("data_folder_in", "data_folder_out", "processed_folder", "control_folder")
+@app.on_after_configure.connect
+def make_data_folders(**_: object) -> None:
+    """Every process that uses Celery (worker, beat, a publisher, ``celery inspect``) has them."""
+    from vexxy.storage import make_data_folders
 
-
-@signals.worker_init.connect
-@signals.beat_init.connect
-@signals.before_task_publish.connect
-def make_broker_folders(**_: object) -> None:
-    """The ``filesystem://`` broker's folders, made by the process that first needs them."""
-    options = app.conf.broker_transport_options or {}
-    for key in FILESYSTEM_FOLDERS:
-        if options.get(key):
-            Path(options[key]).mkdir(parents=True, exist_ok=True)
+    make_data_folders()

@@ -137,7 +137,7 @@ else:
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # The folders are made by the Celery app when a process first uses them (vexxy/celery.py).
+    # The folders are made when a process starts (vexxy/storage.py), not here.
     _broker_dir = DATA_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
