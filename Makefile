@@ -35,7 +35,7 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@echo "The reliability app's own tests, in a project with nothing else (no analysis, no RELIABILITY):"
-	$(BIN)/pytest -p no:cacheprovider --noconftest --ds tests.support.bare_project.settings tests/reliability
+	PYTHONPATH=. $(BIN)/pytest -p no:cacheprovider --noconftest -p tests.support.cache --ds tests.support.bare_project.settings tests/reliability
 
 lint: install
 	$(BIN)/ruff check .

@@ -25,13 +25,13 @@ from analysis.sandbox.client import reset_client
 from analysis.status import TERMINAL
 from reliability.logs import RequestIdFilter
 from tests.support.kube_api import running_kube_api
-from tests.support.processes import start_celery_worker
+from tests.support.processes import WORKER_ENV, start_celery_worker
 from vexxy.celery import app as celery_app
 
 REPO = Path(__file__).resolve().parent.parent
 
 # Fixtures that live next to the helpers they use.
-pytest_plugins = ["tests.support.real_workers"]
+pytest_plugins = ["tests.support.cache", "tests.support.real_workers"]
 
 
 # A test that asks for one of these runs real processes: it is marked slow.
@@ -76,15 +76,6 @@ def _fast_password_hashing() -> None:
 
 
 @pytest.fixture
-def clean_cache(db):
-    from django.core.cache import cache
-
-    cache.clear()
-    yield cache
-    cache.clear()
-
-
-@pytest.fixture
 def child_env(transactional_db, tmp_path: Path) -> dict[str, str]:
     """Environment for a child process that shares this test's database and cache."""
     from django.db import connection
@@ -116,13 +107,7 @@ def child_env(transactional_db, tmp_path: Path) -> dict[str, str]:
 def celery_worker_process(child_env: dict[str, str], tmp_path: Path):
     """A real ``celery worker`` on a queue of its own; yields (queue, output)."""
     queue = f"test-{os.getpid()}-{tmp_path.name}"
-    env = {
-        **child_env,
-        "ENVIRONMENT": "production",
-        "SECRET_KEY": "t" * 40,
-        "ALLOWED_HOSTS": "localhost",
-        "LOG_LEVEL": "INFO",
-    }
+    env = {**child_env, **WORKER_ENV}
     process, output = start_celery_worker(queue, queue, env, REPO)
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = False

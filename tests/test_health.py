@@ -166,6 +166,28 @@ def _get(url: str) -> tuple[int, dict, dict]:
         return error.code, json.loads(error.read()), dict(error.headers)
 
 
+def start_in_production(
+    code: str, data_dir: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``code`` in a child with ENVIRONMENT=production and only ``env`` on top of that."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "vexxy.settings",
+            "ENVIRONMENT": "production",
+            "ALLOWED_HOSTS": "api.example.com",
+            "VEXXY_DATA_DIR": str(data_dir),
+            **env,
+        },
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("env", "problem"),
@@ -176,22 +198,7 @@ def _get(url: str) -> tuple[int, dict, dict]:
     ],
 )
 def test_production_refuses_unsafe_settings(env, problem, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DJANGO_SETTINGS_MODULE": "vexxy.settings",
-            "ENVIRONMENT": "production",
-            "ALLOWED_HOSTS": "api.example.com",
-            "VEXXY_DATA_DIR": str(tmp_path),
-            **env,
-        },
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = start_in_production("import django; django.setup()", tmp_path, env)
     assert result.returncode != 0
     assert "Refusing to start with ENVIRONMENT=production" in result.stderr
     assert problem in result.stderr
@@ -199,21 +206,7 @@ def test_production_refuses_unsafe_settings(env, problem, tmp_path):
 
 @pytest.mark.slow
 def test_production_starts_with_safe_settings(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); print('ok')"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DJANGO_SETTINGS_MODULE": "vexxy.settings",
-            "ENVIRONMENT": "production",
-            "SECRET_KEY": "s" * 50,
-            "ALLOWED_HOSTS": "api.example.com",
-            "VEXXY_DATA_DIR": str(tmp_path),
-        },
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    code = "import django; django.setup(); print('ok')"
+    result = start_in_production(code, tmp_path, {"SECRET_KEY": "s" * 50})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

@@ -6,7 +6,6 @@ import threading
 import uuid
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 
 from reliability import circuit
@@ -26,13 +25,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@pytest.fixture
-def clean_cache(db):
-    cache.clear()
-    yield cache
-    cache.clear()
 
 
 @pytest.fixture

@@ -57,6 +57,15 @@ def start_process(
     return process, ProcessOutput(process.stdout)
 
 
+# A worker started by a test runs as in production, logging what the test waits for.
+WORKER_ENV = {
+    "ENVIRONMENT": "production",
+    "SECRET_KEY": "t" * 40,
+    "ALLOWED_HOSTS": "localhost",
+    "LOG_LEVEL": "INFO",
+}
+
+
 def start_celery_worker(
     queue: str, hostname: str, env: dict[str, str], cwd: Path
 ) -> tuple[subprocess.Popen, ProcessOutput]:

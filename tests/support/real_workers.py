@@ -28,7 +28,7 @@ from analysis.profiles import normalize_config
 from analysis.recovery import recover_stale_jobs
 from analysis.sandbox import manifests
 from analysis.sandbox.client import api_client
-from tests.support.processes import ProcessOutput, start_celery_worker
+from tests.support.processes import WORKER_ENV, ProcessOutput, start_celery_worker
 from tests.support.sandbox_world import (
     DEPLOYMENTS,
     IMAGE_DIGEST,
@@ -87,10 +87,7 @@ def workers(child_env: dict[str, str], sandbox_ready, tmp_path: Path) -> Iterato
     queue = f"test-crash-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     env = {
         **child_env,
-        "ENVIRONMENT": "production",
-        "SECRET_KEY": "t" * 40,
-        "ALLOWED_HOSTS": "localhost",
-        "LOG_LEVEL": "INFO",
+        **WORKER_ENV,
         "SANDBOX_ENABLED": "true",
         "K8S_IN_CLUSTER": "false",
         "KUBECONFIG": str(sandbox_ready.kubeconfig),
