@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,8 +15,18 @@ from analysis.profiles import normalize_config
 from analysis.results import Evidence, build_for, record
 from analysis.status import JobStatus
 from reliability.correlation import get_request_id
+from reliability.documents import Bounds
 
 logger = logging.getLogger(__name__)
+
+
+def document_bounds() -> Bounds:
+    """What one imported document may hold (each of the body's parts, or one uploaded file)."""
+    return Bounds(
+        max_depth=settings.MAX_IMPORT_DEPTH,
+        max_values=settings.MAX_IMPORT_VALUES,
+        max_bytes=settings.MAX_IMPORT_BODY_BYTES,
+    )
 
 
 def import_results(

@@ -73,9 +73,16 @@ class ApiKey(models.Model):
         return self.expires_at is not None and self.expires_at <= timezone.now()
 
 
+OUTCOME_FIELDS = ("summary", "execution_profile")
+
+
 class JobQuerySet(models.QuerySet):
     def for_organization(self, organization: Organization) -> JobQuerySet:
         return self.filter(organization=organization)
+
+    def without_outcome(self) -> JobQuerySet:
+        """Without the columns only the results view shows: what lists and status checks read."""
+        return self.defer(*OUTCOME_FIELDS)
 
     def make_pending(self) -> int:
         """Back to "queued, not published": ``dispatch_pending_jobs`` publishes these anew."""
@@ -133,7 +140,6 @@ class AnalysisJob(models.Model):
     error_message = models.TextField(blank=True)
     error_details = models.JSONField(default=dict, blank=True)
 
-    reachability_results = models.JSONField(null=True, blank=True)
     summary = models.JSONField(null=True, blank=True)
     execution_profile = models.JSONField(null=True, blank=True)
     generated_vex_id = models.UUIDField(null=True, blank=True)
@@ -179,6 +185,36 @@ class AnalysisEvidence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.evidence_type} ({self.size_bytes} bytes)"
+
+
+class ReachabilityResult(models.Model):
+    """One (vulnerability, package) verdict of a complete job, in the order the VEX lists it.
+
+    A row each, not one JSON list on the job: a job may have 100,000 of them, and
+    lists, status checks and pages of results must not read them all.
+    """
+
+    job = models.ForeignKey(AnalysisJob, on_delete=models.CASCADE, related_name="results")
+    position = models.PositiveIntegerField()
+    # Text: identifiers come from uploaded documents, whose lengths nothing bounds.
+    cve_id = models.TextField()
+    package_name = models.TextField()
+    status = models.CharField(max_length=32)
+    severity = models.CharField(max_length=16)
+    data = models.JSONField(help_text="The result as the API shows it.")
+
+    class Meta:
+        ordering = ["job", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "position"], name="result_position_once")
+        ]
+        indexes = [
+            models.Index(fields=["job", "status", "position"], name="result_job_status"),
+            models.Index(fields=["job", "severity", "position"], name="result_job_severity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cve_id} {self.package_name}: {self.status}"
 
 
 class VexDocument(models.Model):

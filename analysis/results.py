@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from analysis.image_reference import unique_digests
 from analysis.kubescape.readers import Manifest, Sbom, read_kubescape_vex, read_manifest, read_sbom
-from analysis.models import AnalysisJob, VexDocument
+from analysis.models import AnalysisJob, ReachabilityResult, VexDocument
 from analysis.vex.builder import COMPLETE, BuildResult, DocumentInfo, build
 from reliability.settings import reliability_settings
 
@@ -89,17 +89,41 @@ def build_for(
     )
 
 
+RESULT_BATCH = 1000
+
+
+def store_results(job: AnalysisJob, results: list[dict[str, Any]]) -> None:
+    """One row per result, in order; built and written a batch at a time."""
+    for start in range(0, len(results), RESULT_BATCH):
+        ReachabilityResult.objects.bulk_create(
+            [
+                ReachabilityResult(
+                    job=job,
+                    position=position,
+                    cve_id=result["cve_id"],
+                    package_name=result["package_name"],
+                    status=result["status"],
+                    severity=result["severity"],
+                    data=result,
+                )
+                for position, result in enumerate(
+                    results[start : start + RESULT_BATCH], start=start
+                )
+            ]
+        )
+
+
 def record(job: AnalysisJob, result: BuildResult, completeness: str = COMPLETE) -> dict[str, Any]:
     """The job fields that the result sets; creates the VEX document when there is one."""
     fields: dict[str, Any] = {
         "image_digests": list(result.image_digests),
-        "reachability_results": result.results,
         "summary": result.summary,
         "execution_profile": {"evidence_completeness": completeness},
         "progress_percent": 100,
         "current_phase": "complete",
         "completed_at": timezone.now(),
     }
+    store_results(job, result.results)
     if result.document is not None:
         vex = VexDocument.objects.create(
             job=job, document=result.document, statement_counts=result.statement_counts

@@ -22,6 +22,7 @@ __all__ = [
     "ForbiddenError",
     "InternalServiceError",
     "InvalidHostError",
+    "LengthRequiredError",
     "MalformedRequestError",
     "MethodNotAllowedError",
     "NotAcceptableError",
@@ -256,6 +257,16 @@ class NotAcceptableError(VexxyException):
     status_code = 406
     default_code = "NOT_ACCEPTABLE"
     default_detail = "No representation matches the Accept header."
+
+
+class LengthRequiredError(VexxyException):
+    """411: a body sent without Content-Length (chunked) is refused rather than read as empty."""
+
+    status_code = 411
+    default_code = "LENGTH_REQUIRED"
+    default_detail = (
+        "Send the request body with a Content-Length header; chunked bodies are not accepted."
+    )
 
 
 class PayloadTooLargeError(VexxyException):

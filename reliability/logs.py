@@ -34,6 +34,37 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# C0 and C1 controls, DEL and the Unicode line separators: what could end or rewrite a line.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: every control character written as its escape."""
+    return text.translate(_CONTROLS)
+
+
+class TextFormatter(logging.Formatter):
+    """Readable lines that a request cannot forge: the message's control characters are escaped.
+
+    Paths, queries and headers reach messages; an encoded newline in a URL must not
+    start a second, invented log line. Tracebacks keep their line breaks.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.message
+        record.message = escape_controls(message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
+
 class JsonLineFormatter(JsonFormatter):
     """JSON lines whose serialisation never fails on an odd ``extra`` value."""
 
@@ -86,7 +117,7 @@ def build_logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
     if json_lines:
         formatter = {"()": "reliability.logs.JsonLineFormatter", "fmt": JSON_FIELDS}
     else:
-        formatter = {"format": TEXT_FORMAT}
+        formatter = {"()": "reliability.logs.TextFormatter", "format": TEXT_FORMAT}
     return {
         "version": 1,
         "disable_existing_loggers": False,

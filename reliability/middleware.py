@@ -9,12 +9,13 @@ from functools import cached_property
 
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_cache_control
 
 from . import correlation
 from .client_ip import client_ip, parse_networks
 from .envelope import error_response, is_envelope, log_error, render_error
 from .error_mapping import from_status
-from .exceptions import BadRequestError, PayloadTooLargeError
+from .exceptions import BadRequestError, LengthRequiredError, PayloadTooLargeError
 from .limits import body_limit
 from .redaction import redact_mapping
 from .settings import reliability_settings
@@ -79,6 +80,27 @@ class RequestContextMiddleware:
         )
 
 
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every response of the API paths (``ERROR_ENVELOPE_PATHS``).
+
+    API answers are per caller and often secret (jobs, VEX, keys): no shared or
+    browser cache may keep them. A view that set its own policy keeps it.
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if is_api_path(request) and not response.has_header("Cache-Control"):
+            patch_cache_control(response, no_store=True)
+        return response
+
+
+def is_api_path(request: HttpRequest) -> bool:
+    return request.path.startswith(tuple(reliability_settings.ERROR_ENVELOPE_PATHS))
+
+
 class ErrorEnvelopeMiddleware:
     """Makes every error on the API and health paths the JSON envelope.
 
@@ -93,7 +115,7 @@ class ErrorEnvelopeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not self._is_envelope_path(request):
+        if not is_api_path(request):
             return self.get_response(request)
         refused = self._refuse_early(request)
         if refused is not None:
@@ -104,13 +126,9 @@ class ErrorEnvelopeMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not self._is_envelope_path(request):
+        if not is_api_path(request):
             return None
         return error_response(request, exception)
-
-    @staticmethod
-    def _is_envelope_path(request: HttpRequest) -> bool:
-        return request.path.startswith(tuple(reliability_settings.ERROR_ENVELOPE_PATHS))
 
     @staticmethod
     def _refuse_early(request: HttpRequest) -> HttpResponse | None:
@@ -118,7 +136,11 @@ class ErrorEnvelopeMiddleware:
             request.get_host()
         except DisallowedHost as exc:
             return error_response(request, exc)
-        declared = request.META.get("CONTENT_LENGTH") or "0"
+        declared = request.META.get("CONTENT_LENGTH")
+        if not declared and request.META.get("HTTP_TRANSFER_ENCODING"):
+            # WSGI reads no body without Content-Length: refuse it rather than see it empty.
+            return error_response(request, LengthRequiredError())
+        declared = declared or "0"
         try:
             length = int(declared)
         except ValueError:

@@ -26,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
     "ERROR_ENVELOPE_PATHS": ("/",),
     # Path prefix -> request body limit in bytes, above DATA_UPLOAD_MAX_MEMORY_SIZE.
     "BODY_SIZE_LIMITS": {},
+    # JSON request bodies (reliability.parsers.BoundedJSONParser): deepest nesting, most values.
+    "JSON_MAX_DEPTH": 64,
+    "JSON_MAX_VALUES": 100_000,
     # Proxies (addresses or networks) whose X-Forwarded-For is believed.
     "TRUSTED_PROXIES": (),
     # retry_with_backoff's defaults.

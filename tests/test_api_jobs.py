@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from analysis.models import AnalysisEvidence, AnalysisJob, MonthlyUsage, VexDocument
+from analysis.results import store_results
 from analysis.status import JobStatus
 from tests.conftest import assert_envelope, make_job
 
@@ -115,19 +116,28 @@ def test_results_before_completion_are_409(api):
     )
 
 
+RESULT = {
+    "cve_id": "CVE-2024-0001",
+    "status": "affected",
+    "severity": "High",
+    "package_name": "openssl",
+}
+
+
 def test_results_of_a_complete_job(api, organization):
     vex_id = "0b7a1f44-0000-4000-8000-00000000abcd"
     job = api_job(
         organization,
         status=JobStatus.COMPLETE,
         summary={"total": 1},
-        reachability_results=[{"cve_id": "CVE-2024-0001"}],
         generated_vex_id=vex_id,
         completed_at=timezone.now(),
     )
+    store_results(job, [RESULT])
     body = api.get(f"/api/v1/analysis/{job.pk}/results").json()
     assert body["summary"] == {"total": 1}
-    assert body["reachability_results"] == [{"cve_id": "CVE-2024-0001"}]
+    assert body["reachability_results"] == [RESULT]
+    assert (body["next"], body["previous"]) == (None, None)
     assert body["generated_vex_id"] == vex_id
     assert body["completed_at"] is not None
 

@@ -160,6 +160,7 @@ CASES = [
         id="MethodNotAllowedError",
     ),
     pytest.param(exc.NotAcceptableError(), 406, "NOT_ACCEPTABLE", {}, id="NotAcceptableError"),
+    pytest.param(exc.LengthRequiredError(), 411, "LENGTH_REQUIRED", {}, id="LengthRequiredError"),
     pytest.param(
         exc.PayloadTooLargeError(1024),
         413,

@@ -125,7 +125,7 @@ def assert_complete(world: SandboxWorld) -> None:
     vex = VexDocument.objects.get(job=job)
     assert job.generated_vex_id == vex.pk
     Draft202012Validator(SCHEMA).validate(vex.document)
-    statuses = {(r["cve_id"], r["package_name"]): r["status"] for r in job.reachability_results}
+    statuses = {(r["cve_id"], r["package_name"]): r["status"] for r in job.results.values_list("data", flat=True)}
     assert statuses == {
         (m["vulnerability"]["id"], m["artifact"]["name"]): "affected"
         if (m["vulnerability"]["id"], m["artifact"]["name"]) in AFFECTED
@@ -211,7 +211,7 @@ def test_every_digest_of_the_image_is_a_product_and_the_notes_give_the_window(wo
     }
     assert {
         r["reason"].split(" was ")[1].split(";")[0].split(",")[0]
-        for r in world.job.reachability_results
+        for r in world.job.results.values_list("data", flat=True)
     } == {
         f"not loaded during {DURATION} s of observed execution",
         f"loaded during {DURATION} s of observed execution",

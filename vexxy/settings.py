@@ -66,18 +66,21 @@ INSTALLED_APPS = [
     "analysis",
 ]
 
+# Security headers and no-store wrap the envelope middleware, so that its own refusals
+# (bad Host, 411, 413, unknown URL) carry them like every other response.
 MIDDLEWARE = [
     "reliability.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "reliability.middleware.NoStoreMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "reliability.middleware.ErrorEnvelopeMiddleware",
-    "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "vexxy.urls"
@@ -193,7 +196,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "reliability.handlers.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "reliability.negotiation.ProblemJsonAwareNegotiation",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["reliability.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["analysis.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["analysis.api.authentication.HasApiKey"],
@@ -208,6 +211,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": __version__,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "analysis.status.JobStatus",
+        "VexStatusEnum": "analysis.vex.builder.VEX_STATUSES",
+        "SeverityEnum": "analysis.kubescape.readers.SEVERITIES",
+    },
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=10 * 1024 * 1024)
@@ -327,6 +335,9 @@ ANALYSIS_SETUP_ALLOWANCE_SECONDS = env.int("ANALYSIS_SETUP_ALLOWANCE_SECONDS", d
 VEX_AUTHOR = env("VEX_AUTHOR", default="VEXxy Premium Service")
 VEX_DOCUMENT_ID_BASE = env("VEX_DOCUMENT_ID_BASE", default="https://vexxy.dev/vex")
 MAX_IMPORT_BODY_BYTES = env.int("MAX_IMPORT_BODY_BYTES", default=50 * 1024 * 1024)
+# Per imported document: values (about 65 per Grype match) and nesting; bound the parse's memory.
+MAX_IMPORT_VALUES = env.int("MAX_IMPORT_VALUES", default=5_000_000)
+MAX_IMPORT_DEPTH = env.int("MAX_IMPORT_DEPTH", default=64)
 RELIABILITY["BODY_SIZE_LIMITS"] = {"/api/v1/analysis/import": MAX_IMPORT_BODY_BYTES}
 # Room between the job's budget, the worker's soft limit and its hard limit.
 ANALYSIS_CLEANUP_ALLOWANCE_SECONDS = env.int("ANALYSIS_CLEANUP_ALLOWANCE_SECONDS", default=120)

@@ -1,4 +1,9 @@
-"""Query-string filters of the job list."""
+"""Query-string filters of the job list and of a job's results.
+
+Read from a plain dict of the query string (``QueryDict.dict()``): an empty
+value is a value, refused like any other invalid one, as the schema says,
+rather than DRF's form rule that makes it vanish.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ from typing import Any
 from django.db.models import QuerySet
 from rest_framework import serializers
 
-from analysis.models import AnalysisJob
+from analysis.image_reference import SHA256_DIGEST
+from analysis.kubescape.readers import SEVERITIES
+from analysis.models import AnalysisJob, ReachabilityResult
 from analysis.status import JobStatus
+from analysis.vex.builder import VEX_STATUSES
 
 
 class JobListFilters(serializers.Serializer):
@@ -16,7 +24,9 @@ class JobListFilters(serializers.Serializer):
     # The replaced service called it status_filter; both are accepted.
     status_filter = serializers.ChoiceField(choices=JobStatus.choices, required=False)
     profile = serializers.ChoiceField(choices=AnalysisJob.Profile.choices, required=False)
-    image_digest = serializers.CharField(required=False, max_length=71)
+    image_digest = serializers.RegexField(
+        rf"^{SHA256_DIGEST.pattern}$", required=False, max_length=71
+    )
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
 
@@ -53,3 +63,11 @@ class JobListFilters(serializers.Serializer):
             "created_at__lt": data.get("created_before"),
         }
         return queryset.filter(**{k: v for k, v in lookups.items() if v is not None})
+
+
+class ResultFilters(serializers.Serializer):
+    status = serializers.ChoiceField(choices=VEX_STATUSES, required=False)
+    severity = serializers.ChoiceField(choices=SEVERITIES, required=False)
+
+    def apply(self, queryset: QuerySet[ReachabilityResult]) -> QuerySet[ReachabilityResult]:
+        return queryset.filter(**self.validated_data)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
+from rest_framework.pagination import BasePagination
 
 ErrorEnvelope = inline_serializer(
     name="ErrorEnvelope",
@@ -44,6 +45,19 @@ def errors(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
         )
         for status in sorted({*statuses, *COMMON})
     }
+
+
+def pagination_parameters(paginator: type[BasePagination]) -> list[OpenApiParameter]:
+    """The paginator's query parameters, for a view that paginates by hand."""
+    return [
+        OpenApiParameter(
+            parameter["name"],
+            type=parameter["schema"],
+            location=OpenApiParameter.QUERY,
+            description=parameter["description"],
+        )
+        for parameter in paginator().get_schema_operation_parameters(None)
+    ]
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml
 from django.core.files.uploadedfile import UploadedFile
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -13,10 +12,14 @@ from rest_framework import serializers
 
 from analysis.budget import MAX_ANALYSIS_SECONDS, MIN_ANALYSIS_SECONDS, estimated_duration_minutes
 from analysis.image_reference import SHA256_DIGEST, InvalidReference, parse_image_reference
+from analysis.imports import document_bounds
+from analysis.kubescape.readers import SEVERITIES
 from analysis.models import AnalysisEvidence, AnalysisJob
 from analysis.profiles import DEFAULT_PROFILE, normalize_config, redacted
+from analysis.vex.builder import VEX_STATUSES
+from reliability.documents import Bounds, DocumentRefused, load_json_or_yaml
+from reliability.parsers import refusal_error
 
-YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_PORTS = 32
 MAX_ENV_VARS = 64
@@ -166,13 +169,19 @@ class SubmitSerializer(ImageSerializer):
 
 @extend_schema_field(OpenApiTypes.OBJECT)
 class KubescapeDocumentField(serializers.Field):
-    """A Kubescape object: JSON in a JSON body, or an uploaded JSON/YAML file in multipart."""
+    """A Kubescape object: JSON in a JSON body, or an uploaded JSON/YAML file in multipart.
+
+    Text is read within ``bounds`` (by default what an import may hold), JSON values only.
+    """
 
     default_error_messages = {
         "invalid": "Expected a JSON object or an uploaded JSON/YAML file.",
-        "unparsable": "The file is not valid JSON or YAML: {error}",
         "not_object": "Expected a JSON object at the top level.",
     }
+
+    def __init__(self, *, bounds: Bounds | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bounds = bounds
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, dict):
@@ -182,9 +191,9 @@ class KubescapeDocumentField(serializers.Field):
         if not isinstance(data, str | bytes):
             self.fail("invalid")
         try:
-            parsed = yaml.load(data, Loader=YamlLoader)  # noqa: S506 - a safe loader
-        except yaml.YAMLError as error:
-            self.fail("unparsable", error=str(error).splitlines()[0])
+            parsed = load_json_or_yaml(data, self.bounds or document_bounds())
+        except DocumentRefused as refused:
+            raise refusal_error(refused, self.field_name, "The document") from None
         if not isinstance(parsed, dict):
             self.fail("not_object")
         return parsed
@@ -310,17 +319,46 @@ class JobSerializer(JobFieldsSerializer):
         ]
 
 
+class ReachabilityResultSerializer(serializers.Serializer):
+    """One verdict; the schema of ``reachability_results`` items (the rows keep it as JSON)."""
+
+    cve_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=VEX_STATUSES)
+    justification = serializers.CharField(allow_null=True)
+    confidence_score = serializers.FloatField()
+    reason = serializers.CharField()
+    action = serializers.CharField(allow_null=True)
+    package = serializers.CharField()
+    package_name = serializers.CharField()
+    package_version = serializers.CharField(allow_blank=True)
+    purl = serializers.CharField(allow_blank=True)
+    severity = serializers.ChoiceField(choices=SEVERITIES)
+    fix_state = serializers.CharField(allow_blank=True)
+    fix_versions = serializers.ListField(child=serializers.CharField())
+    aliases = serializers.ListField(child=serializers.CharField())
+
+
 class JobResultsSerializer(JobFieldsSerializer):
+    next = serializers.URLField(
+        read_only=True, allow_null=True, help_text="The next page of results, if any."
+    )
+    previous = serializers.URLField(read_only=True, allow_null=True)
+    reachability_results = ReachabilityResultSerializer(
+        many=True, read_only=True, help_text="This page of results, in the VEX's order."
+    )
+
     class Meta(JobFieldsSerializer.Meta):
         fields = [
             *JOB_AND_IMAGE,
-            "reachability_results",
             "summary",
             "execution_profile",
             "generated_vex_id",
             "created_at",
             "started_at",
             "completed_at",
+            "next",
+            "previous",
+            "reachability_results",
         ]
 
 

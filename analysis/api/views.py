@@ -6,15 +6,14 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analysis import jobs
-from analysis.api.filters import JobListFilters
-from analysis.api.openapi import errors
+from analysis.api.filters import JobListFilters, ResultFilters
+from analysis.api.openapi import errors, pagination_parameters
 from analysis.api.renderers import (
     CYCLONEDX_MEDIA_TYPE,
     VEX_FORMATS,
@@ -33,12 +32,15 @@ from analysis.api.serializers import (
     SubmitSerializer,
 )
 from analysis.exceptions import InvalidJobStateError, JobNotFoundError
-from analysis.imports import import_results
+from analysis.imports import document_bounds, import_results
 from analysis.models import AnalysisJob, Organization, VexDocument
 from analysis.results import Evidence
 from analysis.status import JobStatus
 from analysis.uuids import parse_uuid
+from reliability.documents import Bounds
 from reliability.exceptions import ResourceNotFoundError, ValidationError
+from reliability.pagination import CheckedCursorPagination
+from reliability.parsers import BoundedJSONParser
 
 
 class OrganizationScoped:
@@ -52,12 +54,11 @@ class OrganizationScoped:
     def actor(self) -> str:
         return str(self.request.user)
 
-    def get_job(self, job_id: str) -> AnalysisJob:
-        job = (
-            AnalysisJob.objects.for_organization(self.organization)
-            .filter(pk=parse_uuid(job_id))
-            .first()
-        )
+    def get_job(self, job_id: str, *, with_outcome: bool = False) -> AnalysisJob:
+        jobs = AnalysisJob.objects.for_organization(self.organization)
+        if not with_outcome:
+            jobs = jobs.without_outcome()
+        job = jobs.filter(pk=parse_uuid(job_id)).first()
         if job is None:
             raise JobNotFoundError(job_id)
         return job
@@ -78,7 +79,11 @@ class SubmitView(OrganizationScoped, APIView):
 
 
 class ImportView(OrganizationScoped, APIView):
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser]
+
+    @property
+    def json_bounds(self) -> Bounds:
+        return document_bounds()
 
     @extend_schema(
         operation_id="analysis_import",
@@ -106,11 +111,16 @@ class ImportView(OrganizationScoped, APIView):
         return Response(ImportResponseSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
-class JobCursorPagination(CursorPagination):
+class JobCursorPagination(CheckedCursorPagination):
     ordering = "-created_at"
     page_size = 20
-    page_size_query_param = "page_size"
     max_page_size = 100
+
+
+class ResultCursorPagination(CheckedCursorPagination):
+    ordering = "position"
+    page_size = 100
+    max_page_size = 1000
 
 
 class JobListView(OrganizationScoped, generics.ListAPIView):
@@ -118,9 +128,10 @@ class JobListView(OrganizationScoped, generics.ListAPIView):
     pagination_class = JobCursorPagination
 
     def get_queryset(self):
-        filters = JobListFilters(data=self.request.query_params)
+        filters = JobListFilters(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        return filters.apply(AnalysisJob.objects.for_organization(self.organization))
+        jobs = AnalysisJob.objects.for_organization(self.organization).without_outcome()
+        return filters.apply(jobs)
 
     @extend_schema(
         operation_id="analysis_list",
@@ -164,14 +175,25 @@ class JobStatusView(OrganizationScoped, APIView):
 class JobResultsView(OrganizationScoped, APIView):
     @extend_schema(
         operation_id="analysis_results",
-        responses={200: JobResultsSerializer, **errors(404, 409)},
-        summary="Reachability results of a complete job",
+        parameters=[ResultFilters, *pagination_parameters(ResultCursorPagination)],
+        responses={200: JobResultsSerializer, **errors(400, 404, 409)},
+        summary="Reachability results of a complete job, a page at a time, with its summary",
     )
     def get(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+        job = self.get_job(job_id, with_outcome=True)
         if job.status != JobStatus.COMPLETE:
             raise InvalidJobStateError(job.pk, job.status, JobStatus.COMPLETE.value)
-        return Response(JobResultsSerializer(job).data)
+        filters = ResultFilters(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        paginator = ResultCursorPagination()
+        page = paginator.paginate_queryset(filters.apply(job.results.all()), request, self)
+        body = JobResultsSerializer(job).data
+        body.update(
+            next=paginator.get_next_link(),
+            previous=paginator.get_previous_link(),
+            reachability_results=[result.data for result in page or ()],
+        )
+        return Response(body)
 
 
 class JobRetryView(OrganizationScoped, APIView):
@@ -194,7 +216,7 @@ class JobEvidenceView(OrganizationScoped, APIView):
     )
     def get(self, request: Request, job_id: str) -> Response:
         job = self.get_job(job_id)
-        return Response(EvidenceSerializer(job.evidence.all(), many=True).data)
+        return Response(EvidenceSerializer(job.evidence.defer("data"), many=True).data)
 
 
 VEX_200 = (

@@ -34,6 +34,7 @@ from reliability.exceptions import utc_timestamp
 CONTEXT = "https://openvex.dev/ns/v0.2.0"
 AFFECTED, NOT_AFFECTED = "affected", "not_affected"
 UNDER_INVESTIGATION, UNKNOWN_STATUS = "under_investigation", "unknown"
+VEX_STATUSES = (NOT_AFFECTED, AFFECTED, "fixed", UNDER_INVESTIGATION)
 NOT_IN_EXECUTE_PATH = "vulnerable_code_not_in_execute_path"
 STRONG_JUSTIFICATIONS = frozenset({"component_not_present", "vulnerable_code_not_present"})
 COMPLETE, PARTIAL = "complete", "partial"

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from analysis.api.serializers import ImageSerializer, KubescapeDocumentField
@@ -10,7 +11,13 @@ from analysis.imports import import_results
 from analysis.models import AnalysisJob, Organization
 from analysis.results import Evidence, build_for
 from reliability.commands import CorrelatedCommand
+from reliability.documents import Bounds
 from reliability.exceptions import VexxyException
+
+
+def file_bounds(size: int) -> Bounds:
+    """An operator's file may be larger than an upload, but never holds aliases or deep nesting."""
+    return Bounds(max_depth=settings.MAX_IMPORT_DEPTH, max_values=size + 1, max_bytes=4 * size + 64)
 
 
 class Command(CorrelatedCommand):
@@ -116,6 +123,8 @@ class Command(CorrelatedCommand):
         except OSError as error:
             raise CommandError(f"Cannot read {path}: {error.strerror}") from None
         try:
-            return KubescapeDocumentField().to_internal_value(content)
+            return KubescapeDocumentField(bounds=file_bounds(len(content))).to_internal_value(
+                content
+            )
         except Exception as error:
             raise CommandError(f"{path}: {getattr(error, 'detail', error)}") from None
