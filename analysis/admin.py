@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast, Length, Substr
+from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from analysis import jobs
+from analysis.api.streaming import column_text, streamed_json
 from analysis.api_keys import fill_new_key
 from analysis.models import (
     AnalysisEvidence,
@@ -40,15 +46,73 @@ STATUS_COLOURS = {
 }
 
 
-def pretty_json(value: Any, limit: int | None = None) -> SafeString:
+PREVIEW_CHARACTERS = 4096
+PREVIEW_RESULTS = 20
+
+
+def pretty_json(value: Any) -> SafeString:
+    """Indented JSON of a small value; deep or wide values are clipped, never recursed into."""
     if value in (None, "", {}, []):
         return format_html("<em>{}</em>", "empty")
-    text = json.dumps(value, indent=2, sort_keys=True, default=str)
-    if limit is not None and len(text) > limit:
-        text = text[:limit] + f"\n… ({len(text) - limit} more characters)"
+    return preformatted(
+        json.dumps(clipped(value), indent=2, sort_keys=True, default=str, ensure_ascii=False)
+    )
+
+
+def preformatted(text: str) -> SafeString:
     return format_html(
         '<pre style="white-space:pre-wrap;max-height:40em;overflow:auto">{}</pre>', text
     )
+
+
+def clipped(value: Any, depth: int = 12, width: int = 100) -> Any:
+    """``value`` cut below ``depth`` levels and after ``width`` items per level."""
+    if isinstance(value, dict):
+        if depth == 0:
+            return f"… ({len(value)} keys)"
+        items = list(value.items())
+        kept = {str(key): clipped(item, depth - 1, width) for key, item in items[:width]}
+        if len(items) > width:
+            kept["…"] = f"{len(items) - width} more keys"
+        return kept
+    if isinstance(value, list | tuple):
+        if depth == 0:
+            return f"… ({len(value)} items)"
+        kept_items = [clipped(item, depth - 1, width) for item in value[:width]]
+        if len(value) > width:
+            kept_items.append(f"… {len(value) - width} more items")
+        return kept_items
+    return value
+
+
+def text_preview(text: str | None, total_bytes: int, download_url: str) -> SafeString:
+    """The start of a large JSON text, with a link to all of it."""
+    if not text:
+        return format_html("<em>{}</em>", "empty")
+    more = ""
+    if total_bytes > len(text):
+        more = f"\n… (first {len(text)} characters of about {total_bytes} bytes)"
+    return format_html(
+        '{}<a href="{}">Download all (JSON)</a>', preformatted(text + more), download_url
+    )
+
+
+def json_head(field: str) -> Substr:
+    """The first characters of a JSON column, cut in the database: the rest is never read."""
+    return Substr(Cast(field, TextField()), 1, PREVIEW_CHARACTERS)
+
+
+def attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
+def results_json(job: AnalysisJob) -> Iterator[str]:
+    """All of a job's results as one JSON list, written a row at a time."""
+    yield "["
+    rows = job.results.order_by("position").values_list("data", flat=True)
+    for index, data in enumerate(rows.iterator(chunk_size=1000)):
+        yield ("," if index else "") + json.dumps(data)
+    yield "]"
 
 
 class ErrorCodeFilter(admin.SimpleListFilter):
@@ -75,9 +139,13 @@ class EvidenceInline(admin.TabularInline):
     fields = ["evidence_type", "description", "size_bytes", "sha256", "created_at", "data_view"]
     readonly_fields = fields
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("data").annotate(data_head=json_head("data"))
+
     @admin.display(description="data (first 4 KB)")
     def data_view(self, evidence: AnalysisEvidence) -> SafeString:
-        return pretty_json(evidence.data, limit=4096)
+        url = reverse("admin:analysis_analysisevidence_download", args=[evidence.pk])
+        return text_preview(evidence.data_head, evidence.size_bytes, url)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -152,6 +220,36 @@ class AnalysisJobAdmin(admin.ModelAdmin):
         ("Results", {"fields": ["summary_view", "results_view", "execution_profile_view"]}),
     ]
 
+    def get_urls(self) -> list[URLPattern]:
+        download = self.admin_site.admin_view(self.download_results)
+        return [
+            path("<uuid:object_id>/results.json", download, name="analysis_job_results"),
+            path(
+                "evidence/<uuid:evidence_id>/data.json",
+                self.admin_site.admin_view(self.download_evidence),
+                name="analysis_analysisevidence_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    def download_results(self, request: HttpRequest, object_id: UUID) -> StreamingHttpResponse:
+        job = get_object_or_404(AnalysisJob.objects.only("id"), pk=object_id)
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        return StreamingHttpResponse(
+            results_json(job),
+            content_type="application/json",
+            headers=attachment(f"results-{job.pk}.json"),
+        )
+
+    def download_evidence(self, request: HttpRequest, evidence_id: UUID) -> StreamingHttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        text = column_text(AnalysisEvidence.objects.filter(pk=evidence_id), "data")
+        if text is None:
+            raise Http404("No such evidence.")
+        return streamed_json(text, "application/json", f"evidence-{evidence_id}.json")
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field for _, options in self.fieldsets for field in options["fields"]]
 
@@ -208,7 +306,20 @@ class AnalysisJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="reachability results")
     def results_view(self, job: AnalysisJob) -> SafeString:
-        return pretty_json(job.reachability_results)
+        first = list(job.results.values_list("data", flat=True)[: PREVIEW_RESULTS + 1])
+        if not first:
+            return format_html("<em>{}</em>", "empty")
+        url = reverse("admin:analysis_job_results", args=[job.pk])
+        if len(first) <= PREVIEW_RESULTS:
+            return format_html('{}<a href="{}">Download (JSON)</a>', pretty_json(first), url)
+        total = job.results.count()
+        return format_html(
+            '{}<p>The first {} of {} results.</p><a href="{}">Download all (JSON)</a>',
+            pretty_json(first[:PREVIEW_RESULTS]),
+            PREVIEW_RESULTS,
+            total,
+            url,
+        )
 
     @admin.display(description="execution profile")
     def execution_profile_view(self, job: AnalysisJob) -> SafeString:
@@ -267,9 +378,33 @@ class VexDocumentAdmin(admin.ModelAdmin):
     exclude = ["document", "cyclonedx"]
     list_select_related = ["job"]
 
-    @admin.display(description="document")
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("document", "cyclonedx")
+
+    def get_urls(self) -> list[URLPattern]:
+        download = self.admin_site.admin_view(self.download)
+        return [
+            path("<uuid:object_id>/document.json", download, name="analysis_vexdocument_download"),
+            *super().get_urls(),
+        ]
+
+    def download(self, request: HttpRequest, object_id: UUID) -> StreamingHttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        text = column_text(VexDocument.objects.filter(pk=object_id), "document")
+        if text is None:
+            raise Http404("No such VEX document.")
+        return streamed_json(text, "application/json", f"vex-{object_id}.json")
+
+    @admin.display(description="document (OpenVEX)")
     def document_view(self, vex: VexDocument) -> SafeString:
-        return pretty_json(vex.document)
+        head, size = (
+            VexDocument.objects.filter(pk=vex.pk)
+            .values_list(json_head("document"), Length(Cast("document", TextField())))
+            .get()
+        )
+        url = reverse("admin:analysis_vexdocument_download", args=[vex.pk])
+        return text_preview(head, size, url)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -214,6 +214,12 @@ def make_job(organization, *, age_days: float = 0, **fields: Any) -> AnalysisJob
     return AnalysisJob.objects.create(organization=organization, **{**defaults, **fields})
 
 
+def response_json(response) -> Any:
+    """The JSON body of a response, streamed (VEX downloads) or not."""
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    return json.loads(content)
+
+
 def assert_envelope(response, status: int, code: str, details=None) -> dict:
     """The whole error envelope: status, keys, code, timestamp, request ID, details."""
     body = response.json()

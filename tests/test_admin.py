@@ -16,6 +16,7 @@ from django.utils import timezone
 from analysis.api_keys import hash_secret, issue_key, verify_key
 from analysis.models import AnalysisEvidence, AnalysisJob, ApiKey, MonthlyUsage, VexDocument
 from analysis.profiles import normalize_config
+from analysis.results import store_results
 from analysis.sandbox import manifests
 from analysis.status import JobStatus
 from tests.conftest import make_job
@@ -260,6 +261,18 @@ def test_search_finds_exactly_the_job(admin_client, jobs, job, term):
 # --- read-only detail -------------------------------------------------------------------------
 
 
+RESULT = {
+    "cve_id": "CVE-2024-0001",
+    "status": "affected",
+    "severity": "High",
+    "package_name": "zlib",
+}
+
+
+def result(index: int) -> dict:
+    return {**RESULT, "cve_id": f"CVE-2024-{index:05d}"}
+
+
 @pytest.fixture
 def finished_job(organization) -> AnalysisJob:
     job = admin_job(
@@ -268,9 +281,9 @@ def finished_job(organization) -> AnalysisJob:
         progress_percent=100,
         config={"analysis_duration": 300, "environment": {"DB_PASSWORD": "hunter2-secret"}},
         summary={"reachable": 2, "total": 5},
-        reachability_results={"CVE-2024-0001": {"reachable": True, "functions": ["parse"]}},
         error_details={"sandbox_id": "sbx-42", "phase": "deploy"},
     )
+    store_results(job, [RESULT])
     vex = VexDocument.objects.create(
         job=job, document={"statements": []}, statement_counts={"affected": 2}
     )
@@ -288,7 +301,7 @@ def test_job_detail_pretty_prints_json_and_redacts_environment(admin_client, fin
     blocks = [unescape(block) for block in PRE.findall(html)]
     for value in (
         finished_job.summary,
-        finished_job.reachability_results,
+        [RESULT],
         finished_job.error_details,
         {"analysis_duration": 300, "environment": {"DB_PASSWORD": "[REDACTED]"}},
     ):
@@ -311,6 +324,80 @@ def test_job_detail_lists_evidence_and_links_the_vex(admin_client, finished_job)
     vex_url = reverse("admin:analysis_vexdocument_change", args=[finished_job.generated_vex_id])
     assert f'<a href="{vex_url}">{finished_job.generated_vex_id}</a>' in html
     assert page(admin_client, vex_url)
+
+
+def test_a_large_job_page_shows_a_bounded_slice_and_links_the_rest(admin_client, organization):
+    """A 1000-result job with a 200 KB evidence document: the page holds 20 results, 4 KB."""
+    job = admin_job(organization, status=JobStatus.COMPLETE, summary={"total": 1000})
+    store_results(job, [result(index) for index in range(1000)])
+    big = {"matches": [{"id": f"m-{index}", "text": "x" * 200} for index in range(1000)]}
+    evidence = AnalysisEvidence.objects.create(
+        job=job, evidence_type="full_manifest", data=big, size_bytes=210_000, sha256="a" * 64
+    )
+
+    html = change_page(admin_client, job)
+
+    assert "CVE-2024-00019" in html
+    assert "CVE-2024-00020" not in html
+    assert "The first 20 of 1000 results." in html
+    assert len(html) < 60_000
+    results_url = reverse("admin:analysis_job_results", args=[job.pk])
+    evidence_url = reverse("admin:analysis_analysisevidence_download", args=[evidence.pk])
+    assert f'href="{results_url}"' in html
+    assert f'href="{evidence_url}"' in html
+
+    downloaded = admin_client.get(results_url)
+    assert downloaded["Content-Disposition"] == f'attachment; filename="results-{job.pk}.json"'
+    assert json.loads(b"".join(downloaded.streaming_content)) == [
+        result(index) for index in range(1000)
+    ]
+    assert json.loads(b"".join(admin_client.get(evidence_url).streaming_content)) == big
+
+
+def nested(depth: int) -> dict:
+    root: dict = {}
+    node = root
+    for _ in range(depth):
+        node["child"] = {}
+        node = node["child"]
+    return root
+
+
+def test_deep_json_is_clipped_and_deep_evidence_never_decoded(admin_client, organization):
+    """Evidence 900 levels deep (stored before uploads were bounded) is shown as text."""
+    job = admin_job(organization, status=JobStatus.FAILED, error_details=nested(40))
+    evidence = AnalysisEvidence.objects.create(
+        job=job, evidence_type="full_manifest", data=nested(900), size_bytes=9000, sha256="b" * 64
+    )
+
+    html = unescape(change_page(admin_client, job))
+
+    assert '"child": "… (1 keys)"' in html
+    assert '{"child": {"child":' in html.replace(" ", "").replace('{"child":', '{"child": ')
+    url = reverse("admin:analysis_analysisevidence_download", args=[evidence.pk])
+    text = b"".join(admin_client.get(url).streaming_content).decode()
+    assert text.replace(" ", "") == '{"child":' * 900 + "{}" + "}" * 900
+
+
+def test_vex_document_page_shows_the_start_and_links_the_download(admin_client, finished_job):
+    vex = VexDocument.objects.get(pk=finished_job.generated_vex_id)
+    VexDocument.objects.filter(pk=vex.pk).update(
+        document={"statements": [{"vulnerability": {"name": f"CVE-{n}"}} for n in range(2000)]}
+    )
+    html = page(admin_client, reverse("admin:analysis_vexdocument_change", args=[vex.pk]))
+    download = reverse("admin:analysis_vexdocument_download", args=[vex.pk])
+    assert f'href="{download}"' in html
+    assert "first 4096 characters" in html
+    assert len(html) < 40_000
+    body = json.loads(b"".join(admin_client.get(download).streaming_content))
+    assert len(body["statements"]) == 2000
+
+
+def test_downloads_need_an_admin_login(client, finished_job):
+    url = reverse("admin:analysis_job_results", args=[finished_job.pk])
+    response = client.get(url)
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
 
 
 def test_job_detail_offers_nothing_to_edit(admin_client, finished_job):

@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from analysis.evidence import canonical_bytes
 from analysis.models import AnalysisJob, MonthlyUsage, VexDocument
-from tests.conftest import assert_envelope
+from tests.conftest import assert_envelope, response_json
 from tests.support.settings import override_reliability
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -52,7 +52,7 @@ def test_json_import_creates_a_complete_job_with_evidence_and_vex(api, organizat
     affected = [r for r in results["reachability_results"] if r["status"] == "affected"]
     assert [r["package_name"] for r in affected] == ["libssl1.1"]
 
-    vex = api.get(f"/api/v1/vex/{job.generated_vex_id}").json()
+    vex = response_json(api.get(f"/api/v1/vex/{job.generated_vex_id}"))
     assert len(vex["statements"]) == 4
     assert VexDocument.objects.get(pk=job.generated_vex_id).statement_counts == {
         "affected": 1,

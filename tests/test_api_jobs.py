@@ -10,7 +10,7 @@ from django.utils import timezone
 from analysis.models import AnalysisEvidence, AnalysisJob, MonthlyUsage, VexDocument
 from analysis.results import store_results
 from analysis.status import JobStatus
-from tests.conftest import assert_envelope, make_job
+from tests.conftest import assert_envelope, make_job, response_json
 
 DIGEST = "sha256:" + "a" * 64
 VALID = {"image_ref": "ghcr.io/acme/app:1.2.3", "image_digest": DIGEST}
@@ -254,7 +254,7 @@ def test_evidence_and_vex(api, organization):
         ("relevant_manifest", 8, "f" * 64)
     ]
     document = api.get(f"/api/v1/vex/{vex.pk}")
-    assert document.json() == {"@context": "https://openvex.dev/ns/v0.2.0"}
+    assert response_json(document) == {"@context": "https://openvex.dev/ns/v0.2.0"}
     assert "Content-Disposition" not in document
     download = api.get(f"/api/v1/vex/{vex.pk}?download=true")
     assert download["Content-Disposition"] == f'attachment; filename="vex-{vex.pk}.json"'

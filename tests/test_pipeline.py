@@ -125,7 +125,10 @@ def assert_complete(world: SandboxWorld) -> None:
     vex = VexDocument.objects.get(job=job)
     assert job.generated_vex_id == vex.pk
     Draft202012Validator(SCHEMA).validate(vex.document)
-    statuses = {(r["cve_id"], r["package_name"]): r["status"] for r in job.results.values_list("data", flat=True)}
+    statuses = {
+        (r["cve_id"], r["package_name"]): r["status"]
+        for r in job.results.values_list("data", flat=True)
+    }
     assert statuses == {
         (m["vulnerability"]["id"], m["artifact"]["name"]): "affected"
         if (m["vulnerability"]["id"], m["artifact"]["name"]) in AFFECTED

@@ -20,6 +20,7 @@ import yaml
 
 from analysis.kubescape.readers import read_manifest
 from analysis.vex.builder import AFFECTED, NOT_AFFECTED, DocumentInfo, build
+from tests.conftest import response_json
 from tests.support.vex_consumers import (
     Image,
     Package,
@@ -412,7 +413,7 @@ def test_the_served_vex_is_applied_whichever_digest_of_the_image_was_scanned(api
     repo_digest = target["repoDigests"][0].split("@")[1]
     assert job["image_digests"] == [INDEX, repo_digest, target["manifestDigest"]]
 
-    document = api.get(f"/api/v1/vex/{job['generated_vex_id']}").json()
+    document = response_json(api.get(f"/api/v1/vex/{job['generated_vex_id']}"))
     pairs = findings(full, relevant)
     for digest in job["image_digests"]:
         image = Image(NGINX.repository, digest, tag=NGINX.tag)

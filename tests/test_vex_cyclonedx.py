@@ -17,7 +17,7 @@ from analysis.kubescape.readers import read_manifest
 from analysis.models import AnalysisJob, VexDocument
 from analysis.vex.builder import build
 from analysis.vex.cyclonedx import InvalidCycloneDxDocument, cyclonedx_vex, validate_bom
-from tests.conftest import assert_envelope
+from tests.conftest import assert_envelope, response_json
 from tests.test_vex_builder import INFO, manifest_pairs
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -49,11 +49,11 @@ def imported(api, sandbox_disabled) -> AnalysisJob:
 
 
 def fetch_both(api, job: AnalysisJob) -> tuple[dict, dict]:
-    openvex = api.get(f"/api/v1/vex/{job.generated_vex_id}").json()
+    openvex = response_json(api.get(f"/api/v1/vex/{job.generated_vex_id}"))
     cyclonedx = api.get(f"/api/v1/vex/{job.generated_vex_id}?format=cyclonedx")
     assert cyclonedx.status_code == 200
     assert cyclonedx["Content-Type"] == CDX
-    return openvex, json.loads(cyclonedx.content)
+    return openvex, response_json(cyclonedx)
 
 
 def test_the_bom_validates_with_cyclonedx_python_lib_and_carries_the_same_verdicts(api, imported):
@@ -125,7 +125,7 @@ def test_download_names_the_file_after_the_format(api, imported, how):
     openvex = api.get(f"/api/v1/vex/{vex_id}?format=openvex&download=true")
     assert openvex["Content-Type"] == "application/json"
     assert openvex["Content-Disposition"] == f'attachment; filename="vex-{vex_id}.json"'
-    assert openvex.json()["@context"] == "https://openvex.dev/ns/v0.2.0"
+    assert response_json(openvex)["@context"] == "https://openvex.dev/ns/v0.2.0"
 
 
 def test_an_unknown_format_is_a_validation_error_naming_the_field(api, imported):
@@ -150,7 +150,7 @@ def test_format_json_is_openvex_and_an_unknown_format_needs_a_key_first(api, cli
     vex_id = imported.generated_vex_id
     as_json = api.get(f"/api/v1/vex/{vex_id}?format=json")
     assert (as_json.status_code, as_json["Content-Type"]) == (200, "application/json")
-    assert as_json.json() == api.get(f"/api/v1/vex/{vex_id}").json()
+    assert response_json(as_json) == response_json(api.get(f"/api/v1/vex/{vex_id}"))
     anonymous = client.get(f"/api/v1/vex/{vex_id}?format=spdx")
     assert_envelope(anonymous, 401, "UNAUTHORIZED")
 
