@@ -7,5 +7,8 @@ class AnalysisConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from analysis import tasks  # noqa: F401 - registers the tasks, which dispatch publishes by name
+        from analysis import (
+            admin_login,  # noqa: F401 - logs admin lockouts
+            tasks,  # noqa: F401 - registers the tasks, which dispatch publishes by name
+        )
         from analysis.api import openapi  # noqa: F401 - registers the API-key scheme with drf-spectacular

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from functools import cache
 
 from django.http import HttpRequest
+
+from .settings import reliability_settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(value.strip(), strict=False) for value in values if value)
+
+
+def request_client_ip(request: HttpRequest) -> str | None:
+    """``client_ip`` with the ``TRUSTED_PROXIES`` setting: a one-argument callable for others."""
+    return client_ip(request, _trusted(tuple(reliability_settings.TRUSTED_PROXIES)))
+
+
+@cache
+def _trusted(values: tuple[str, ...]) -> tuple[Network, ...]:
+    return parse_networks(values)
 
 
 def client_ip(request: HttpRequest, trusted: tuple[Network, ...]) -> str | None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from functools import cached_property
 
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
 
 from . import correlation
-from .client_ip import client_ip, parse_networks
+from .client_ip import request_client_ip
 from .envelope import error_response, is_envelope, log_error, render_error
 from .error_mapping import from_status
 from .exceptions import BadRequestError, LengthRequiredError, PayloadTooLargeError
@@ -35,10 +34,6 @@ class RequestContextMiddleware:
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
-
-    @cached_property
-    def trusted_proxies(self):
-        return parse_networks(reliability_settings.TRUSTED_PROXIES)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
@@ -74,7 +69,7 @@ class RequestContextMiddleware:
                 "status": response.status_code,
                 "duration_ms": round(duration_ms, 2),
                 "user_agent": request.headers.get("User-Agent", ""),
-                "client_ip": client_ip(request, self.trusted_proxies),
+                "client_ip": request_client_ip(request),
                 "organization": str(organization) if organization is not None else None,
             },
         )

@@ -8,6 +8,7 @@ under ``VEXXY_DATA_DIR`` (``./var``). Every knob is listed in the README.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_results",
+    "axes",
     "reliability",
     "analysis",
 ]
@@ -81,7 +83,24 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Last, as django-axes requires: refuses logins from a locked-out client.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# -- admin login throttling (django-axes) ---------------------------------------------
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# After this many failed logins for one username from one address, that pair is locked out
+# (429) for ADMIN_LOGIN_LOCKOUT_MINUTES; a success resets the count.
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("ADMIN_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "reliability.client_ip.request_client_ip"
+AXES_VERBOSE = False  # our own WARNING names each lockout (analysis/admin_login.py)
 
 ROOT_URLCONF = "vexxy.urls"
 WSGI_APPLICATION = "vexxy.wsgi.application"
@@ -254,6 +273,8 @@ USE_TZ = True
 LOG_LEVEL = env("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env("LOG_FORMAT", default="json" if IS_PRODUCTION else "text")
 LOGGING = build_logging_config(json_lines=LOG_FORMAT == "json", level=LOG_LEVEL)
+# django-axes reports every login attempt at INFO; its failures and lockouts are WARNINGs.
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
 
 # -- reliability -----------------------------------------------------------------------
 
