@@ -27,7 +27,10 @@ def test_every_operation_documents_the_envelope_for_its_errors(schema):
     for path, method, operation in operations(schema):
         responses = operation["responses"]
         errors = {code for code in responses if int(code) >= 400}
-        assert {"401", "429", "500", "503"} <= errors, (method, path)
+        assert {"401", "405", "406", "411", "413", "415", "429", "500", "503"} <= errors, (
+            method,
+            path,
+        )
         for code in errors:
             content = responses[code]["content"]["application/json"]["schema"]
             assert content == {"$ref": ENVELOPE_REF}, (method, path, code)
@@ -53,3 +56,56 @@ def test_submit_documents_its_request_body(schema):
 @pytest.mark.parametrize("url", ["/api/schema/", "/api/docs/"])
 def test_schema_and_docs_are_public(client, url):
     assert client.get(url).status_code == 200
+
+
+def test_identifiers_and_queries_carry_their_patterns_and_bounds(schema):
+    components = schema["components"]["schemas"]
+    submit = components["SubmitRequest"]["properties"]
+    assert submit["image_digest"]["pattern"] == "^sha256:[a-f0-9]{64}$"
+    assert submit["image_ref"]["pattern"].startswith("^(?:")
+    assert submit["image_ref"]["maxLength"] == 512
+    listing = {p["name"]: p for p in schema["paths"]["/api/v1/analysis"]["get"]["parameters"]}
+    assert listing["image_digest"]["schema"]["pattern"] == "^sha256:[a-f0-9]{64}$"
+    assert listing["page_size"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 100,
+        "default": 20,
+    }
+    results = schema["paths"]["/api/v1/analysis/{job_id}/results"]["get"]
+    params = {p["name"]: p["schema"] for p in results["parameters"]}
+    assert set(params) >= {"cursor", "page_size", "status", "severity"}
+    assert params["page_size"]["maximum"] == 1000
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "nginx",
+        "nginx:1.27",
+        "docker.io/library/nginx:1.27@sha256:" + "a" * 64,
+        "localhost:5000/team/app_x:v1.2-rc",
+        "[::1]:5000/app",
+        "ghcr.io/acme/app@sha256:" + "b" * 64,
+    ],
+)
+def test_the_reference_pattern_accepts_what_the_parser_accepts(schema, reference):
+    import re
+
+    from analysis.image_reference import parse_image_reference
+
+    pattern = schema["components"]["schemas"]["SubmitRequest"]["properties"]["image_ref"]
+    assert re.fullmatch(pattern["pattern"][1:-1], reference)
+    parse_image_reference(reference)
+
+
+@pytest.mark.parametrize("reference", ["Nginx", "nginx:tägé", "nginx::1", "-x/app", "a b"])
+def test_the_reference_pattern_refuses_what_the_parser_refuses(schema, reference):
+    import re
+
+    from analysis.image_reference import InvalidReference, parse_image_reference
+
+    pattern = schema["components"]["schemas"]["SubmitRequest"]["properties"]["image_ref"]
+    assert not re.fullmatch(pattern["pattern"][1:-1], reference)
+    with pytest.raises(InvalidReference):
+        parse_image_reference(reference)

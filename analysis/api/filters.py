@@ -12,7 +12,7 @@ from typing import Any
 from django.db.models import QuerySet
 from rest_framework import serializers
 
-from analysis.image_reference import SHA256_DIGEST
+from analysis.image_reference import SHA256_DIGEST_PATTERN
 from analysis.kubescape.readers import SEVERITIES
 from analysis.models import AnalysisJob, ReachabilityResult
 from analysis.status import JobStatus
@@ -24,9 +24,7 @@ class JobListFilters(serializers.Serializer):
     # The replaced service called it status_filter; both are accepted.
     status_filter = serializers.ChoiceField(choices=JobStatus.choices, required=False)
     profile = serializers.ChoiceField(choices=AnalysisJob.Profile.choices, required=False)
-    image_digest = serializers.RegexField(
-        rf"^{SHA256_DIGEST.pattern}$", required=False, max_length=71
-    )
+    image_digest = serializers.RegexField(SHA256_DIGEST_PATTERN, required=False, max_length=71)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
 

@@ -22,8 +22,10 @@ _DESCRIPTIONS = {
     400: "VALIDATION_ERROR (details.errors names each field), MALFORMED_REQUEST, INVALID_HOST",
     401: "UNAUTHORIZED: missing, invalid, revoked or expired API key",
     404: "RESOURCE_NOT_FOUND: unknown, or owned by another organization",
-    405: "METHOD_NOT_ALLOWED",
+    405: "METHOD_NOT_ALLOWED, with Allow",
+    406: "NOT_ACCEPTABLE: the Accept header names no type this operation answers with",
     409: "INVALID_JOB_STATE: the job's status does not allow this",
+    411: "LENGTH_REQUIRED: a body without Content-Length (chunked) is not read",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "QUOTA_EXCEEDED or RATE_LIMITED, with Retry-After",
@@ -31,7 +33,8 @@ _DESCRIPTIONS = {
     503: "SERVICE_UNAVAILABLE (names the missing dependency) or DATABASE_ERROR, with Retry-After",
 }
 
-COMMON = (401, 429, 500, 503)
+# What any operation can answer, whatever it does: refusals before the view and failures.
+COMMON = (401, 405, 406, 411, 413, 415, 429, 500, 503)
 
 
 def errors(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:

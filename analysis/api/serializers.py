@@ -11,7 +11,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from analysis.budget import MAX_ANALYSIS_SECONDS, MIN_ANALYSIS_SECONDS, estimated_duration_minutes
-from analysis.image_reference import SHA256_DIGEST, InvalidReference, parse_image_reference
+from analysis.image_reference import (
+    MAX_REFERENCE_LENGTH,
+    REFERENCE_PATTERN,
+    SHA256_DIGEST,
+    SHA256_DIGEST_PATTERN,
+    InvalidReference,
+    parse_image_reference,
+)
 from analysis.imports import document_bounds
 from analysis.kubescape.readers import SEVERITIES
 from analysis.models import AnalysisEvidence, AnalysisJob
@@ -120,9 +127,21 @@ class AnalysisConfigSerializer(StrictSerializer):
         return attrs
 
 
+@extend_schema_field(
+    {"type": "string", "pattern": REFERENCE_PATTERN, "maxLength": MAX_REFERENCE_LENGTH}
+)
+class ImageReferenceField(serializers.CharField):
+    """An image reference, e.g. ``nginx:1.27`` or ``ghcr.io/acme/app@sha256:…``."""
+
+
+@extend_schema_field({"type": "string", "pattern": SHA256_DIGEST_PATTERN})
+class DigestField(serializers.CharField):
+    """A manifest digest: ``sha256:`` and 64 lowercase hexadecimal characters."""
+
+
 class ImageSerializer(StrictSerializer):
-    image_ref = serializers.CharField(max_length=512)
-    image_digest = serializers.CharField(max_length=71)
+    image_ref = ImageReferenceField(max_length=MAX_REFERENCE_LENGTH)
+    image_digest = DigestField(max_length=71)
 
     def validate_image_ref(self, value: str) -> str:
         try:
