@@ -38,7 +38,10 @@ def _from_drf(exc: drf.APIException, request: HttpRequest | None) -> ours.VexxyE
     if isinstance(exc, drf.ValidationError):
         return ours.ValidationError(errors=flatten_errors(exc.detail))
     if isinstance(exc, drf.ParseError):
-        return ours.MalformedRequestError(str(exc.detail))
+        # DRF's text quotes the parser ("Multipart form parse error - Invalid boundary…").
+        return ours.MalformedRequestError(
+            f"The request body could not be read as {_content_type(request) or 'declared'}."
+        )
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
         auth_header = getattr(exc, "auth_header", None)
         if exc.status_code == 403 or not auth_header:

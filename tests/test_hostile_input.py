@@ -424,3 +424,11 @@ def test_an_encoded_newline_in_the_path_cannot_forge_a_log_line(client, producti
         (rejected,) = [line for line in lines if "rejected with" in line]
         assert "/api/v1/x\\n2026-11-30" in rejected
         assert "\\x00\\x1b[31m" in rejected
+
+
+def test_a_broken_multipart_body_is_malformed_without_the_parsers_words(api):
+    response = api.generic(
+        "POST", IMPORT, b"--x\r\nbroken", content_type="multipart/form-data; boundary="
+    )
+    body = assert_envelope(response, 400, "MALFORMED_REQUEST", {})
+    assert body["message"] == "The request body could not be read as multipart/form-data."
