@@ -432,3 +432,9 @@ def test_a_broken_multipart_body_is_malformed_without_the_parsers_words(api):
     )
     body = assert_envelope(response, 400, "MALFORMED_REQUEST", {})
     assert body["message"] == "The request body could not be read as multipart/form-data."
+
+
+def test_the_vex_download_flag_is_a_boolean(api, organization):
+    response = api.get(f"/api/v1/vex/{make_job(organization).pk}", {"download": "maybe"})
+    body = assert_envelope(response, 400, "VALIDATION_ERROR")
+    assert [e["field"] for e in body["details"]["errors"]] == ["download"]

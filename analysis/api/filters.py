@@ -69,3 +69,9 @@ class ResultFilters(serializers.Serializer):
 
     def apply(self, queryset: QuerySet[ReachabilityResult]) -> QuerySet[ReachabilityResult]:
         return queryset.filter(**self.validated_data)
+
+
+class VexOptions(serializers.Serializer):
+    """``format`` is DRF's own (content negotiation); ``download`` is checked here."""
+
+    download = serializers.BooleanField(required=False)

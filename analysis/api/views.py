@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analysis import jobs
-from analysis.api.filters import JobListFilters, ResultFilters
+from analysis.api.filters import JobListFilters, ResultFilters, VexOptions
 from analysis.api.openapi import errors, pagination_parameters
 from analysis.api.renderers import (
     CYCLONEDX_MEDIA_TYPE,
@@ -273,6 +273,9 @@ class VexDocumentView(OrganizationScoped, APIView):
                     }
                 ],
             )
+        options = VexOptions(data=request.query_params.dict())
+        options.is_valid(raise_exception=True)
+        download = options.validated_data.get("download", False)
         cyclonedx = isinstance(request.accepted_renderer, CycloneDxRenderer)
         documents = VexDocument.objects.filter(
             pk=parse_uuid(vex_id), job__organization=self.organization
@@ -284,7 +287,6 @@ class VexDocumentView(OrganizationScoped, APIView):
         text = column_text(documents, "cyclonedx" if cyclonedx else "document")
         if text is None:
             raise ResourceNotFoundError("VEX document", vex_id)
-        download = request.query_params.get("download", "").lower() in ("1", "true", "yes")
         filename = f"vex-{parse_uuid(vex_id)}.{'cdx.json' if cyclonedx else 'json'}"
         return streamed_json(
             text, request.accepted_renderer.media_type, filename if download else None
