@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-MAX_NAME_LENGTH = 255
 MAX_REFERENCE_LENGTH = 512
 
 _ALNUM = r"[a-z0-9]+"
@@ -20,16 +19,25 @@ _DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
 _IPV6 = r"\[(?:[a-fA-F0-9:]+)\]"
 _DOMAIN = rf"(?:{_DOMAIN_NAME}|{_IPV6})(?::[0-9]+)?"
 _TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"  # Go's \w is ASCII
-_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+# distribution/reference allows other algorithms; a job's image_digest is sha256, and a
+# reference pinned otherwise could never agree with it.
+_DIGEST = r"sha256:[a-f0-9]{64}"
 
 _REFERENCE = re.compile(
     rf"(?P<name>(?:(?P<domain>{_DOMAIN})/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
     rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?"
 )
-# The same grammar without group names, as an ECMA-262 pattern for the OpenAPI schema.
-REFERENCE_PATTERN = (
-    rf"^(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$"
+# What the parser accepts, as one ECMA-262 pattern for the OpenAPI schema: a first component
+# is a registry only if it looks like a host (as _split_domain decides). (Python's "$" also
+# matches before a final newline; the API's fields strip surrounding whitespace first.)
+# (distribution/reference also caps the name at 255 characters; a schema cannot say so, and
+# a registry refuses such a name at pull time, so only the whole reference is bounded here.)
+_REGISTRY = (
+    rf"(?:(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})+|{_IPV6})(?::[0-9]+)?"
+    rf"|{_DOMAIN_COMPONENT}:[0-9]+|localhost)"
 )
+_SUFFIX = rf"(?::{_TAG})?(?:@{_DIGEST})?"
+REFERENCE_PATTERN = rf"^(?:{_REGISTRY}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*{_SUFFIX}$"
 SHA256_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 SHA256_DIGEST_PATTERN = rf"^{SHA256_DIGEST.pattern}$"
 _DIGEST_AT_END = re.compile(r"(?:^|@)(sha256:[a-f0-9]{64})$")
@@ -81,8 +89,6 @@ def parse_image_reference(value: str) -> ImageReference:
     match = _REFERENCE.fullmatch(value)
     if match is None:
         raise InvalidReference("not a valid image reference (registry/path:tag or @digest)")
-    if len(match["name"]) > MAX_NAME_LENGTH:
-        raise InvalidReference(f"repository name longer than {MAX_NAME_LENGTH} characters")
     registry, repository = _split_domain(match["name"], match["domain"])
     return ImageReference(registry, repository, match["tag"], match["digest"])
 

@@ -230,6 +230,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": __version__,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1 (JSON Schema 2020-12): propertyNames states the rule on environment variable names.
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "analysis.api.openapi.strict_request_bodies",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "analysis.status.JobStatus",
         "VexStatusEnum": "analysis.vex.builder.VEX_STATUSES",

@@ -63,6 +63,15 @@ def pagination_parameters(paginator: type[BasePagination]) -> list[OpenApiParame
     ]
 
 
+def strict_request_bodies(result: dict, **kwargs: object) -> dict:
+    """``additionalProperties: false`` on every request body: their serializers refuse unknown
+    keys (``StrictSerializer``), so that a misspelt field is an error, never silently dropped."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and component.get("type") == "object":
+            component["additionalProperties"] = False
+    return result
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "analysis.api.authentication.ApiKeyAuthentication"
     name = "ApiKey"

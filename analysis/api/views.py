@@ -71,6 +71,8 @@ class SubmitView(OrganizationScoped, APIView):
         request=SubmitSerializer,
         responses={201: SubmitResponseSerializer, **errors(400, 413, 415)},
         summary="Submit an image for runtime reachability analysis",
+        description="Refused with 503 SERVICE_UNAVAILABLE while there is no sandbox to run it "
+        "(no cluster configured, Kubernetes or Kubescape unhealthy): never accepted and lost.",
     )
     def post(self, request: Request) -> Response:
         serializer = SubmitSerializer(data=request.data)
@@ -203,6 +205,8 @@ class JobRetryView(OrganizationScoped, APIView):
         request=None,
         responses={202: JobStatusSerializer, **errors(404, 409)},
         summary="Requeue a failed or cancelled job",
+        description="Like a submission, refused with 503 SERVICE_UNAVAILABLE while there is no "
+        "sandbox to run it (no cluster configured, Kubernetes or Kubescape unhealthy).",
     )
     def post(self, request: Request, job_id: str) -> Response:
         job = jobs.retry(self.get_job(job_id), self.actor)
