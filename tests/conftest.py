@@ -31,11 +31,13 @@ from vexxy.celery import app as celery_app
 REPO = Path(__file__).resolve().parent.parent
 
 # Fixtures that live next to the helpers they use.
-pytest_plugins = ["tests.support.cache", "tests.support.real_workers"]
+pytest_plugins = ["tests.support.cache", "tests.support.real_workers", "tests.support.live_server"]
 
 
 # A test that asks for one of these runs real processes: it is marked slow.
-REAL_PROCESS_FIXTURES = frozenset({"child_env", "workers", "celery_worker_process"})
+REAL_PROCESS_FIXTURES = frozenset(
+    {"child_env", "workers", "celery_worker_process", "live_gunicorn"}
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
