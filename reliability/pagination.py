@@ -20,7 +20,7 @@ from .exceptions import ValidationError
 
 class CheckedCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
-    invalid_cursor_message = "Invalid cursor: use a next or previous link as given, or none."
+    invalid_cursor_message = "Not a cursor this API gave: use a next or previous link as is."
 
     def paginate_queryset(
         self, queryset: QuerySet, request: Request, view: Any = None

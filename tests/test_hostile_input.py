@@ -221,7 +221,7 @@ def cursor(query: str) -> str:
 def test_a_tampered_list_cursor_is_a_400_naming_it(api, organization, value):
     make_job(organization)
     response = api.get(LIST, {"cursor": value})
-    assert_envelope(
+    body = assert_envelope(
         response,
         400,
         "VALIDATION_ERROR",
@@ -230,10 +230,13 @@ def test_a_tampered_list_cursor_is_a_400_naming_it(api, organization, value):
                 {
                     "field": "cursor",
                     "code": "invalid",
-                    "message": "Invalid cursor: use a next or previous link as given, or none.",
+                    "message": "Not a cursor this API gave: use a next or previous link as is.",
                 }
             ]
         },
+    )
+    assert body["message"] == (
+        "Invalid cursor: Not a cursor this API gave: use a next or previous link as is."
     )
 
 
