@@ -106,6 +106,14 @@ def attachment(filename: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{filename}"'}
 
 
+def json_column_download(rows: QuerySet, field: str, filename: str) -> StreamingHttpResponse:
+    """The JSON column ``field`` of the one row of ``rows``, as a streamed attachment."""
+    text = column_text(rows, field)
+    if text is None:
+        raise Http404("No such object.")
+    return streamed_json(text, "application/json", filename)
+
+
 def results_json(job: AnalysisJob) -> Iterator[str]:
     """All of a job's results as one JSON list, written a row at a time."""
     yield "["
@@ -245,10 +253,8 @@ class AnalysisJobAdmin(admin.ModelAdmin):
     def download_evidence(self, request: HttpRequest, evidence_id: UUID) -> StreamingHttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        text = column_text(AnalysisEvidence.objects.filter(pk=evidence_id), "data")
-        if text is None:
-            raise Http404("No such evidence.")
-        return streamed_json(text, "application/json", f"evidence-{evidence_id}.json")
+        evidence = AnalysisEvidence.objects.filter(pk=evidence_id)
+        return json_column_download(evidence, "data", f"evidence-{evidence_id}.json")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field for _, options in self.fieldsets for field in options["fields"]]
@@ -391,10 +397,8 @@ class VexDocumentAdmin(admin.ModelAdmin):
     def download(self, request: HttpRequest, object_id: UUID) -> StreamingHttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        text = column_text(VexDocument.objects.filter(pk=object_id), "document")
-        if text is None:
-            raise Http404("No such VEX document.")
-        return streamed_json(text, "application/json", f"vex-{object_id}.json")
+        document = VexDocument.objects.filter(pk=object_id)
+        return json_column_download(document, "document", f"vex-{object_id}.json")
 
     @admin.display(description="document (OpenVEX)")
     def document_view(self, vex: VexDocument) -> SafeString:

@@ -14,7 +14,7 @@ import pytest
 from analysis.sandbox.client import KubernetesUnreachableError
 from reliability.circuit import get_breaker
 from tests.conftest import free_port
-from tests.support.processes import start_process
+from tests.support.live_server import start_gunicorn, stop
 
 REPO = Path(__file__).resolve().parent.parent
 ENVELOPE_KEYS = {"error", "message", "details", "timestamp", "request_id"}
@@ -107,7 +107,6 @@ def test_livez_needs_no_dependency(client):
 @pytest.mark.timeout(120)
 def test_process_starts_with_the_database_down_and_says_so(tmp_path):
     """gunicorn boots against a closed database port; /health and /readyz answer 503 in JSON."""
-    port = free_port()
     env = {
         "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
         "DATABASE_URL": f"postgres://vexxy@127.0.0.1:{free_port()}/vexxy",
@@ -115,24 +114,9 @@ def test_process_starts_with_the_database_down_and_says_so(tmp_path):
         "CELERY_BROKER_URL": "filesystem://localhost/",
         "PYTHONUNBUFFERED": "1",
     }
-    process, output = start_process(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "vexxy.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ],
-        env=env,
-        cwd=REPO,
-    )
+    server = start_gunicorn(env)
     try:
-        # The master listens before it forks: from here on connections queue, never refuse.
-        output.wait_for(lambda line: "Listening at" in line, timeout=60)
-        base = f"http://127.0.0.1:{port}"
+        base = server.base_url
         status, body, headers = _get(base + "/livez")
         assert status == 200
         assert body["status"] == "alive"
@@ -154,8 +138,7 @@ def test_process_starts_with_the_database_down_and_says_so(tmp_path):
         assert status == 503
         assert body["details"] == {"unhealthy": ["database"]}
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(server)
 
 
 def _get(url: str) -> tuple[int, dict, dict]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import logging
 import logging.config
@@ -16,8 +15,8 @@ from django.test.utils import CaptureQueriesContext
 from analysis.models import AnalysisEvidence, AnalysisJob, ReachabilityResult
 from analysis.results import store_results
 from analysis.status import JobStatus
-from reliability.logs import build_logging_config
 from tests.conftest import assert_envelope, make_job
+from tests.support.logs import console_handler
 from tests.test_api_import import DIGEST, IMPORT, SMALL_RELEVANT, small_import
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox_disabled")]
@@ -398,13 +397,7 @@ def test_api_successes_are_not_stored_by_caches_either(api):
 @pytest.fixture(params=["text", "json"])
 def production_log(request):
     """The ``reliability`` loggers writing through the project's own console formatter."""
-    config = build_logging_config(json_lines=request.param == "json", level="INFO")
-    configurator = logging.config.DictConfigurator(config)
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(configurator.configure_formatter(dict(config["formatters"]["default"])))
-    for name in config["handlers"]["console"]["filters"]:
-        handler.addFilter(configurator.configure_filter(dict(config["filters"][name])))
+    handler, stream = console_handler(json_lines=request.param == "json")
     logger = logging.getLogger("reliability")
     logger.addHandler(handler)
     yield request.param, stream

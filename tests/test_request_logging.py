@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import logging.config
@@ -15,7 +14,7 @@ import pytest
 from django.test import Client
 
 from reliability.correlation import correlation_scope, get_request_id
-from reliability.logs import build_logging_config
+from tests.support.logs import console_handler
 from tests.support.settings import override_reliability
 
 pytestmark = pytest.mark.urls("tests.urls")
@@ -205,13 +204,7 @@ def strict_json(line: str) -> dict:
 @pytest.fixture
 def json_log():
     """A logger whose handler is built like the production JSON ``console`` handler."""
-    config = build_logging_config(json_lines=True, level="INFO")
-    configurator = logging.config.DictConfigurator(config)
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(configurator.configure_formatter(dict(config["formatters"]["default"])))
-    for name in config["handlers"]["console"]["filters"]:
-        handler.addFilter(configurator.configure_filter(dict(config["filters"][name])))
+    handler, stream = console_handler(json_lines=True)
     logger = logging.getLogger("tests.jsonlines")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
