@@ -39,6 +39,8 @@ _SCALAR_TAGS = frozenset(_TAG + name for name in ("str", "int", "float", "bool",
 _COLLECTION_TAGS = frozenset({_TAG + "map", _TAG + "seq"})
 _STRING_TAG = _TAG + "str"
 _YAML_TYPE_NAMES = {
+    "int": "a number",
+    "float": "a number",
     "timestamp": "a timestamp",
     "binary": "binary data",
     "set": "a set",
@@ -291,9 +293,7 @@ def _check_collection_tag(event: yaml.CollectionStartEvent, path: tuple[str | in
 def _type_name(tag: str) -> str:
     if tag.startswith(_TAG):
         name = tag.removeprefix(_TAG)
-        return _YAML_TYPE_NAMES.get(
-            name, {"int": "a number", "float": "a number"}.get(name, f"a {name}")
-        )
+        return _YAML_TYPE_NAMES.get(name, f"a {name}")
     return f"tagged {tag!r}"
 
 
