@@ -10,6 +10,7 @@ is raised is translated into one of them by :mod:`reliability.error_mapping`.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -304,7 +305,7 @@ class RateLimitedError(TooManyRequestsError):
     default_detail = "Too many requests."
 
     def __init__(self, wait_seconds: float | None, message: str | None = None) -> None:
-        wait = None if wait_seconds is None else max(1, round(wait_seconds))
+        wait = None if wait_seconds is None else max(1, math.ceil(wait_seconds))
         super().__init__(
             message or "Request was throttled.",
             {"wait_seconds": wait},

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rest_framework import authentication, exceptions, permissions, throttling
+from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from analysis.api_keys import KeyRejected, verify_key
 from analysis.models import ApiKey, Organization
+from reliability.throttling import FixedWindowRateThrottle
 
 AUTH_SCHEME = "Api-Key"
 
@@ -70,8 +71,8 @@ class HasApiKey(permissions.BasePermission):
         return isinstance(request.user, ApiPrincipal)
 
 
-class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
-    """Requests per API key (``API_RATE_LIMIT``)."""
+class ApiKeyRateThrottle(FixedWindowRateThrottle):
+    """Requests per API key and window (``API_RATE_LIMIT``, e.g. ``600/minute``)."""
 
     scope = "api_key"
 

@@ -46,7 +46,10 @@ class LiveServer:
         return sorted(pids)
 
 
-def start_gunicorn(env: dict[str, str], *extra: str) -> LiveServer:
+def start_gunicorn(
+    env: dict[str, str], *extra: str, overrides: dict[str, str] | None = None
+) -> LiveServer:
+    """Later ``extra`` options win over the defaults below; ``overrides`` over LIVE_SERVER_ENV."""
     port = free_port()
     process, output = start_process(
         [
@@ -64,7 +67,7 @@ def start_gunicorn(env: dict[str, str], *extra: str) -> LiveServer:
             "60",
             *extra,
         ],
-        env={**env, **LIVE_SERVER_ENV},
+        env={**env, **LIVE_SERVER_ENV, **(overrides or {})},
         cwd=REPO,
     )
     server = LiveServer(f"http://127.0.0.1:{port}", process, output)
