@@ -9,7 +9,9 @@ class ReliabilityConfig(AppConfig):
     def ready(self) -> None:
         # Connecting signal receivers; nothing here may touch the database or a cluster.
         from . import task_context  # noqa: F401
+        from .heartbeats import connect_receivers
 
+        connect_receivers()
         checks.register(check_settings)
 
 

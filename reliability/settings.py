@@ -48,8 +48,8 @@ DEFAULTS: dict[str, Any] = {
         "database": "reliability.health.check_database",
         "circuit_breakers": "reliability.health.check_circuit_breakers",
     },
-    "HEALTH_CELERY_TIMEOUT": 1.0,
-    "HEALTH_CELERY_CACHE_SECONDS": 5.0,
+    # check_celery: unhealthy when no worker heartbeat (reliability.heartbeats) is this recent.
+    "HEALTH_CELERY_STALE_SECONDS": 30.0,
     "HEALTH_RETRY_AFTER": 10,
 }
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
+import uuid
 from pathlib import Path
 from urllib.error import HTTPError
 
@@ -193,3 +195,83 @@ def test_production_starts_with_safe_settings(tmp_path):
     result = start_in_production(code, tmp_path, {"SECRET_KEY": "s" * 50})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.fixture
+def celery_not_eager():
+    from vexxy.celery import app as celery_app
+
+    saved = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    yield
+    celery_app.conf.task_always_eager = saved
+
+
+@pytest.mark.django_db
+def test_celery_health_reads_the_newest_worker_heartbeat(
+    client, sandbox_disabled, clean_cache, celery_not_eager, monkeypatch
+):
+    from reliability import heartbeats
+    from vexxy.celery import app as celery_app
+
+    def no_broker(*args, **kwargs):
+        raise AssertionError("a health request must not talk to the broker")
+
+    monkeypatch.setattr(celery_app, "connection_for_read", no_broker)
+    monkeypatch.setattr(celery_app.control, "ping", no_broker)
+    heartbeats.record_heartbeat("worker@a", at=time.time() - 3)
+
+    response = client.get("/health")
+
+    celery = response.json()["checks"]["celery"]
+    assert response.status_code == 200
+    assert celery["status"] == "healthy"
+    assert celery["worker"] == "worker@a"
+    assert 3 <= celery["heartbeat_age_seconds"] < 30
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("age", "reason"),
+    [(None, "no worker heartbeat recorded"), (95, "no worker heartbeat for 95 s")],
+)
+def test_no_recent_worker_heartbeat_fails_health(
+    client, sandbox_disabled, clean_cache, celery_not_eager, age, reason
+):
+    from reliability import heartbeats
+
+    if age is not None:
+        heartbeats.record_heartbeat("worker@gone", at=time.time() - age)
+
+    response = client.get("/health")
+
+    body = response.json()
+    assert response.status_code == 503
+    assert body["error"] == "SERVICE_UNAVAILABLE"
+    assert body["details"] == {"unhealthy": ["celery"]}
+    celery = body["checks"]["celery"]
+    assert celery["status"] == "unhealthy"
+    assert celery["reason"] == reason
+    if age is not None:
+        assert celery["worker"] == "worker@gone"
+        assert 95 <= celery["heartbeat_age_seconds"] < 120
+
+
+def test_a_real_worker_records_heartbeats_for_health(child_env, clean_cache, celery_not_eager):
+    from reliability.heartbeats import last_heartbeat
+    from tests.support.processes import WORKER_ENV, start_celery_worker
+    from tests.support.real_workers import wait_until
+
+    hostname = f"heartbeat-{uuid.uuid4().hex[:8]}"
+    process, _ = start_celery_worker(f"q-{hostname}", hostname, {**child_env, **WORKER_ENV}, REPO)
+    try:
+        first = wait_until(
+            lambda: (beat := last_heartbeat()) and beat.worker.startswith(hostname) and beat,
+            timeout=60,
+            what="the worker's first heartbeat",
+        )
+        # Celery's heartbeat timer beats every 2 s: the record keeps moving while it lives.
+        wait_until(lambda: last_heartbeat().at > first.at, timeout=60, what="a second heartbeat")
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
