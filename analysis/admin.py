@@ -16,11 +16,10 @@ from django.db.models.functions import Cast, Length, Substr
 from django.http import Http404, HttpRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from analysis import jobs
+from analysis import api_keys, jobs
 from analysis.api.streaming import column_text, streamed_json
 from analysis.api_keys import fill_new_key
 from analysis.models import (
@@ -492,7 +491,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = api_keys.revoke_keys(queryset)
         self.message_user(request, f"{count} key(s) revoked.", messages.SUCCESS)
 
 

@@ -4,6 +4,11 @@ The secret is 256 random bits, so a single SHA-256 is enough: there is nothing
 to brute-force that a slow password hash would protect, and every request
 pays for the check. The prefix is public and finds the row; the comparison of
 hashes is constant-time.
+
+The row (with its organization) is kept in the shared cache for
+``API_KEY_CACHE_SECONDS``, so most requests skip the query; every change to a
+key or its organization (saves, deletes, ``revoke_keys``) drops the entry at
+once, in every process.
 """
 
 from __future__ import annotations
@@ -14,6 +19,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import QuerySet
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from analysis.models import ApiKey, Organization
@@ -61,7 +71,7 @@ def verify_key(plaintext: str) -> ApiKey:
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise KeyRejected("Malformed API key.")
     _, prefix, secret = parts
-    api_key = ApiKey.objects.select_related("organization").filter(prefix=prefix).first()
+    api_key = _find(prefix)
     if api_key is None or not hmac.compare_digest(api_key.secret_hash, hash_secret(secret)):
         raise KeyRejected("Invalid API key.")
     if api_key.is_revoked:
@@ -74,9 +84,60 @@ def verify_key(plaintext: str) -> ApiKey:
     return api_key
 
 
+def revoke_keys(keys: QuerySet[ApiKey]) -> int:
+    """Revoke the keys not revoked yet; they stop working at once. Returns how many."""
+    live = keys.filter(revoked_at__isnull=True)
+    prefixes = list(live.values_list("prefix", flat=True))
+    count = live.update(revoked_at=timezone.now())
+    forget_keys(prefixes)
+    return count
+
+
+def forget_keys(prefixes: list[str]) -> None:
+    """Drop cached rows: the next request with these keys reads the database."""
+    cache.delete_many([_cache_key(prefix) for prefix in prefixes])
+
+
+def _cache_key(prefix: str) -> str:
+    return f"api-key:{prefix}"
+
+
+def _find(prefix: str) -> ApiKey | None:
+    ttl = settings.API_KEY_CACHE_SECONDS
+    if ttl > 0:
+        cached = cache.get(_cache_key(prefix))
+        if cached is not None:
+            return cached
+    api_key = ApiKey.objects.select_related("organization").filter(prefix=prefix).order_by()
+    api_key = api_key.first()
+    if api_key is not None:
+        _remember(api_key)
+    return api_key
+
+
+def _remember(api_key: ApiKey) -> None:
+    ttl = settings.API_KEY_CACHE_SECONDS
+    if ttl > 0:
+        cache.set(_cache_key(api_key.prefix), api_key, ttl)
+
+
 def _touch(api_key: ApiKey) -> None:
     now = timezone.now()
     last = api_key.last_used_at
     if last is None or (now - last).total_seconds() >= LAST_USED_RESOLUTION_SECONDS:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
+        _remember(api_key)
+
+
+@receiver(post_save, sender=ApiKey)
+@receiver(post_delete, sender=ApiKey)
+def _forget_changed_key(sender: type, instance: ApiKey, **kwargs: object) -> None:
+    forget_keys([instance.prefix])
+
+
+@receiver(post_save, sender=Organization)
+def _forget_keys_of_changed_organization(
+    sender: type, instance: Organization, **kwargs: object
+) -> None:
+    forget_keys(list(instance.api_keys.values_list("prefix", flat=True)))

@@ -9,6 +9,7 @@ class AnalysisConfig(AppConfig):
     def ready(self) -> None:
         from analysis import (
             admin_login,  # noqa: F401 - logs admin lockouts
+            api_keys,  # noqa: F401 - forgets cached keys when they or their organization change
             tasks,  # noqa: F401 - registers the tasks, which dispatch publishes by name
         )
         from analysis.api import openapi  # noqa: F401 - registers the API-key scheme with drf-spectacular

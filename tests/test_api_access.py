@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from analysis.api_keys import hash_secret, issue_key
+from analysis.api_keys import hash_secret, issue_key, revoke_keys
 from analysis.models import AnalysisJob, ApiKey, MonthlyUsage
 from analysis.quota import seconds_until_next_month
 from tests.conftest import api_client_for, assert_envelope
@@ -81,6 +82,54 @@ class TestApiKeys:
         stored = ApiKey.objects.get(pk=issued.api_key.pk)
         assert stored.secret_hash == hash_secret(secret)
         assert secret not in json.dumps(list(ApiKey.objects.values()), default=str)
+
+
+@pytest.mark.django_db
+class TestRememberedKeys:
+    """A verified key is remembered in the shared cache; every change to it is seen at once."""
+
+    @pytest.fixture
+    def remembered(self, organization, clean_cache):
+        issued = issue_key(organization, "cached")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {issued.plaintext}")
+        assert client.get(LIST).status_code == 200
+        return issued.api_key, client
+
+    def test_a_remembered_key_is_not_read_from_the_database(self, remembered):
+        _, client = remembered
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(LIST).status_code == 200
+        assert not [q for q in queries if "analysis_apikey" in q["sql"]]
+
+    def test_revoking_forgets_it_at_once(self, remembered):
+        api_key, client = remembered
+        assert revoke_keys(ApiKey.objects.filter(pk=api_key.pk)) == 1
+        unauthorized(client.get(LIST), "API key has been revoked.")
+
+    def test_a_saved_change_of_the_key_is_seen_at_once(self, remembered):
+        api_key, client = remembered
+        api_key.expires_at = timezone.now() - timedelta(seconds=1)
+        api_key.save()
+        unauthorized(client.get(LIST), "API key has expired.")
+
+    def test_deleting_the_key_forgets_it(self, remembered):
+        api_key, client = remembered
+        api_key.delete()
+        unauthorized(client.get(LIST), "Invalid API key.")
+
+    def test_disabling_the_organization_is_seen_at_once(self, remembered, organization):
+        _, client = remembered
+        organization.is_active = False
+        organization.save()
+        unauthorized(client.get(LIST), "The organization of this API key is disabled.")
+
+    def test_without_the_cache_every_request_reads_the_key(self, remembered, settings):
+        _, client = remembered
+        settings.API_KEY_CACHE_SECONDS = 0
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(LIST).status_code == 200
+        assert [q for q in queries if "analysis_apikey" in q["sql"]]
 
 
 @pytest.mark.django_db

@@ -146,6 +146,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 _cache_url = env("CACHE_URL", default=None) or env("REDIS_URL", default=None)
 if _cache_url:
     CACHES = {"default": env.cache_url_config(_cache_url)}
+    if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+        # The same, reusing one client per connection pool (reliability/cache.py).
+        CACHES["default"]["BACKEND"] = "reliability.cache.RedisCache"
 else:
     CACHES = {
         "default": {
@@ -243,6 +246,10 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# A verified API key is remembered this long in the shared cache (0: read it every request);
+# revoking a key, or changing it or its organization, forgets it at once.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=30.0)
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=10 * 1024 * 1024)
 CSRF_FAILURE_VIEW = "reliability.views.csrf_failure"
 # Messages can carry a new API key (shown once in the admin): never put them in a cookie.
@@ -313,8 +320,7 @@ RELIABILITY = {
         "kubescape": "analysis.sandbox.checks.check_kubescape",
         "circuit_breakers": "reliability.health.check_circuit_breakers",
     },
-    "HEALTH_CELERY_TIMEOUT": env.float("HEALTH_CELERY_TIMEOUT", default=1.0),
-    "HEALTH_CELERY_CACHE_SECONDS": env.float("HEALTH_CELERY_CACHE_SECONDS", default=5.0),
+    "HEALTH_CELERY_STALE_SECONDS": env.float("HEALTH_CELERY_STALE_SECONDS", default=30.0),
     "HEALTH_RETRY_AFTER": 10,
 }
 HEALTH_KUBERNETES_TIMEOUT = env.float("HEALTH_KUBERNETES_TIMEOUT", default=2.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -280,6 +281,23 @@ class JobFieldsSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AnalysisJob
+
+    @classmethod
+    def represent(cls, job: AnalysisJob) -> dict[str, Any]:
+        """``cls(job).data``, without building the serializer and its fields again."""
+        return _prototype(cls).to_representation(job)
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        """The model fields this serializer reads: what a query for it must load."""
+        return [field.source for field in _prototype(cls).fields.values()]
+
+
+@functools.cache
+def _prototype(serializer_class: type[JobFieldsSerializer]) -> JobFieldsSerializer:
+    # A ModelSerializer's fields are worked out from the model on every instance: build
+    # them once. to_representation only reads them, so threads can share the instance.
+    return serializer_class()
 
 
 class ImportResponseSerializer(JobFieldsSerializer):

@@ -55,11 +55,16 @@ class OrganizationScoped:
     def actor(self) -> str:
         return str(self.request.user)
 
-    def get_job(self, job_id: str, *, with_outcome: bool = False) -> AnalysisJob:
+    def get_job(
+        self, job_id: str, *, with_outcome: bool = False, columns: list[str] | None = None
+    ) -> AnalysisJob:
+        """The caller's job; only ``columns`` of it when given (others load on access)."""
         jobs = AnalysisJob.objects.for_organization(self.organization)
-        if not with_outcome:
+        if columns is not None:
+            jobs = jobs.only(*columns)
+        elif not with_outcome:
             jobs = jobs.without_outcome()
-        job = jobs.filter(pk=parse_uuid(job_id)).first()
+        job = jobs.filter(pk=parse_uuid(job_id)).order_by().first()
         if job is None:
             raise JobNotFoundError(job_id)
         return job
@@ -133,7 +138,9 @@ class JobListView(OrganizationScoped, generics.ListAPIView):
     def get_queryset(self):
         filters = JobListFilters(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        jobs = AnalysisJob.objects.for_organization(self.organization).without_outcome()
+        jobs = AnalysisJob.objects.for_organization(self.organization).only(
+            *JobSerializer.columns()
+        )
         return filters.apply(jobs)
 
     @extend_schema(
@@ -143,7 +150,8 @@ class JobListView(OrganizationScoped, generics.ListAPIView):
         summary="List the organization's jobs, newest first (cursor-paginated)",
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
-        return super().get(request, *args, **kwargs)
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([JobSerializer.represent(job) for job in page])
 
 
 class JobDetailView(OrganizationScoped, APIView):
@@ -153,7 +161,8 @@ class JobDetailView(OrganizationScoped, APIView):
         summary="One job",
     )
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(JobSerializer(self.get_job(job_id)).data)
+        job = self.get_job(job_id, columns=JobSerializer.columns())
+        return Response(JobSerializer.represent(job))
 
     @extend_schema(
         operation_id="analysis_cancel",
@@ -172,7 +181,8 @@ class JobStatusView(OrganizationScoped, APIView):
         summary="Progress of a job",
     )
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(JobStatusSerializer(self.get_job(job_id)).data)
+        job = self.get_job(job_id, columns=JobStatusSerializer.columns())
+        return Response(JobStatusSerializer.represent(job))
 
 
 class JobResultsView(OrganizationScoped, APIView):
