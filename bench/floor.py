@@ -1,0 +1,33 @@
+"""The floor of ``bench/api_load.py``: the service's URLs plus one bare Django JSON view.
+
+``DJANGO_SETTINGS_MODULE=bench.floor_settings`` serves everything ``vexxy.settings``
+serves, under the same middleware, and ``/bench/floor``: a plain view that returns a
+constant body of the status endpoint's shape, with no DRF, no authentication and no
+database. Whatever the API costs above it is ours to explain.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+
+BODY = {
+    "job_id": "11111111-2222-4333-8444-555555555555",
+    "status": "running",
+    "progress_percent": 40,
+    "current_phase": "analyzing",
+    "attempts": 1,
+    "created_at": "2026-11-01T00:00:00Z",
+    "started_at": "2026-11-01T00:00:05Z",
+    "completed_at": None,
+    "cancelled_at": None,
+    "error_code": "",
+    "error_message": "",
+}
+
+
+def floor(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(BODY)
+
+
+urlpatterns = [path("bench/floor", floor), path("", include("vexxy.urls"))]
