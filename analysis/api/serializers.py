@@ -11,6 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from analysis.api.representation import Representation, compile_representation
 from analysis.budget import MAX_ANALYSIS_SECONDS, MIN_ANALYSIS_SECONDS, estimated_duration_minutes
 from analysis.image_reference import (
     MAX_REFERENCE_LENGTH,
@@ -285,19 +286,24 @@ class JobFieldsSerializer(serializers.ModelSerializer):
     @classmethod
     def represent(cls, job: AnalysisJob) -> dict[str, Any]:
         """``cls(job).data``, without building the serializer and its fields again."""
-        return _prototype(cls).to_representation(job)
+        return _representation(cls)(job)
 
     @classmethod
     def columns(cls) -> list[str]:
         """The model fields this serializer reads: what a query for it must load."""
-        return [field.source for field in _prototype(cls).fields.values()]
+        return _columns(cls)
 
 
 @functools.cache
-def _prototype(serializer_class: type[JobFieldsSerializer]) -> JobFieldsSerializer:
-    # A ModelSerializer's fields are worked out from the model on every instance: build
-    # them once. to_representation only reads them, so threads can share the instance.
-    return serializer_class()
+def _columns(serializer_class: type[JobFieldsSerializer]) -> list[str]:
+    return [field.source for field in serializer_class().fields.values() if field.source != "*"]
+
+
+@functools.cache
+def _representation(serializer_class: type[JobFieldsSerializer]) -> Representation:
+    # A ModelSerializer works its fields out from the model on every instance: once per
+    # class here. The representation only reads them, so threads can share it.
+    return compile_representation(serializer_class())
 
 
 class ImportResponseSerializer(JobFieldsSerializer):

@@ -1,0 +1,73 @@
+"""The compiled job representations equal what their DRF serializers produce."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+
+from analysis.api.serializers import (
+    ImportResponseSerializer,
+    JobSerializer,
+    JobStatusSerializer,
+    SubmitResponseSerializer,
+)
+from analysis.models import AnalysisJob
+from analysis.profiles import REDACTED, normalize_config
+from tests.conftest import make_job
+
+SERIALIZERS = [
+    JobSerializer,
+    JobStatusSerializer,
+    ImportResponseSerializer,
+    SubmitResponseSerializer,
+]
+
+
+@pytest.fixture
+def jobs(organization) -> list[AnalysisJob]:
+    config = normalize_config("standard", {"ports": [8080], "environment": {"TOKEN": "s3cret"}})
+    now = timezone.now()
+    return [
+        make_job(organization, config=config),
+        make_job(
+            organization,
+            config=config,
+            status="complete",
+            started_at=now - timedelta(minutes=7),
+            completed_at=now.astimezone(ZoneInfo("Europe/Sofia")),
+            summary={"total": 3},
+            generated_vex_id="11111111-2222-4333-8444-555555555555",
+            image_digests=["sha256:" + "a" * 64],
+        ),
+        make_job(
+            organization,
+            config=config,
+            status="failed",
+            error_code="SANDBOX_FAILED",
+            error_message="Pod failed: ImagePullBackOff",
+            error_details={"phase": "deploying"},
+            cancelled_at=datetime(2026, 11, 1, 12, 30, 0, 123456, tzinfo=ZoneInfo("UTC")),
+        ),
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("serializer", SERIALIZERS, ids=lambda s: s.__name__)
+def test_the_representation_is_the_serializers(serializer, jobs):
+    for job in jobs:
+        fresh = AnalysisJob.objects.get(pk=job.pk)
+        represented = serializer.represent(fresh)
+        assert represented == serializer(fresh).data
+        assert list(represented) == list(serializer(fresh).data)
+
+
+@pytest.mark.django_db
+def test_the_representation_needs_only_the_serializers_columns(jobs, django_assert_num_queries):
+    loaded = list(AnalysisJob.objects.only(*JobSerializer.columns()).order_by("created_at"))
+    with django_assert_num_queries(0):
+        represented = [JobSerializer.represent(job) for job in loaded]
+    # environment values are write-only: the representation redacts them like the serializer
+    assert represented[0]["config"]["environment"] == {"TOKEN": REDACTED}
