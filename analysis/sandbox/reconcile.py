@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,13 +20,23 @@ from analysis.sandbox.pipeline import WORKLOAD_KIND
 from analysis.status import TERMINAL
 from analysis.uuids import parse_uuid
 
+WORKLOAD_NAME_LABEL = "kubescape.io/workload-name"
+# What node-agent labels a ContainerProfile of our sandbox container with (FORMATS.md §2.3:
+# workload-kind is the Deployment's Kind; lowercase on older summaries, so both are accepted).
+PROFILE_SELECTOR = (
+    "kubescape.io/workload-kind in (Deployment,deployment),"
+    f"kubescape.io/workload-container-name={manifests.CONTAINER_NAME}"
+)
+PROFILE_PAGE_SIZE = 500  # kubescape/storage's own default page
+
 
 def reconcile_sandboxes(*, dry_run: bool = False) -> dict[str, Any]:
     """Delete sandbox objects whose job is terminal, unknown, or past its budget.
 
-    Workload objects are found by our managed-by label; Kubescape's by the
-    ContainerProfiles of ``vexxy-`` workloads in the sandbox namespace, and
-    deleted by exact name after their instance-id matched.
+    Workload objects are listed by our managed-by label (the API server filters);
+    Kubescape's are found through the ContainerProfiles of ``vexxy-`` workloads in the
+    sandbox namespace (every page; selector sent, result checked here) and deleted by
+    exact name after their instance-id matched.
     """
     report: dict[str, Any] = {"deleted": [], "failures": [], "dry_run": dry_run}
     namespace = settings.K8S_SANDBOX_NAMESPACE
@@ -103,22 +114,12 @@ def _orphaned(job_id: str | None, attempt: str | None = None) -> bool:
     return timezone.now() > deadline
 
 
-def _kubescape_instances(namespace: str):
+def _kubescape_instances(namespace: str) -> Iterator[tuple[ContainerInstance, str]]:
     """(instance, sandbox name) of every ContainerProfile Kubescape wrote for our workloads."""
-    custom = client.CustomObjectsApi(api_client())
-    listed = call(
-        "list containerprofiles",
-        custom.list_namespaced_custom_object,
-        manifests.KUBESCAPE_GROUP,
-        manifests.KUBESCAPE_VERSION,
-        namespace,
-        manifests.CONTAINER_PROFILES,
-        resource=manifests.CONTAINER_PROFILES,
-    )
-    for item in (listed or {}).get("items", []):
+    for item in _our_profiles(namespace):
         metadata = item.get("metadata") or {}
         labels = metadata.get("labels") or {}
-        sandbox = labels.get("kubescape.io/workload-name", "")
+        sandbox = labels.get(WORKLOAD_NAME_LABEL, "")
         instance = ContainerInstance.from_instance_id(
             (metadata.get("annotations") or {}).get(INSTANCE_ID_ANNOTATION, "")
         )
@@ -126,6 +127,37 @@ def _kubescape_instances(namespace: str):
             continue
         if instance.slug == metadata.get("name") and instance.namespace == namespace:
             yield instance, sandbox
+
+
+def _our_profiles(namespace: str) -> Iterator[dict[str, Any]]:
+    """The ContainerProfiles of our sandbox containers, page by page (metadata only).
+
+    The selector keeps a storage server that applies it (newer kubescape/storage) to our
+    objects; v0.0.297 ignores it and answers pages of 500 whatever it says, so every page is
+    read (``continue``) and the caller checks each object itself.
+    """
+    custom = client.CustomObjectsApi(api_client())
+    token: str | None = None
+    while True:
+        listed = (
+            call(
+                "list containerprofiles",
+                custom.list_namespaced_custom_object,
+                manifests.KUBESCAPE_GROUP,
+                manifests.KUBESCAPE_VERSION,
+                namespace,
+                manifests.CONTAINER_PROFILES,
+                label_selector=PROFILE_SELECTOR,
+                limit=PROFILE_PAGE_SIZE,
+                _continue=token,
+                resource=manifests.CONTAINER_PROFILES,
+            )
+            or {}
+        )
+        yield from listed.get("items", [])
+        token = (listed.get("metadata") or {}).get("continue")
+        if not token:
+            return
 
 
 def _delete(

@@ -6,9 +6,12 @@ server run on an event loop of their own in a background thread, and tests use t
 synchronous API of :class:`KubeApiServer`; whatever touches kmock's state runs on that loop.
 
 kmock 0.8 gaps are patched here, at the HTTP level, where the service would notice them; each
-patch says why. Not patched: PATCH is a plain recursive merge (no JSON patch, no strategic
-merge of lists), watches ignore selectors, and no controllers run (no ``generation``, no
-Deployment ``status``: seed what a test needs with ``put``).
+patch says why. Kubescape's storage API is played as kubescape/storage serves it: LISTs are
+metadata only and paged (500 by default, ``continue`` tokens), and label selectors are ignored as
+in v0.0.297 unless :meth:`KubeApiServer.kubescape_applies_selectors` says otherwise (newer
+storage filters each page). Not patched: PATCH is a plain recursive merge (no JSON patch, no
+strategic merge of lists), watches ignore selectors, and no controllers run (no ``generation``,
+no Deployment ``status``: seed what a test needs with ``put``).
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+# kubescape/storage GetList: a LIST without ?limit= gets at most this many items and a token.
+KUBESCAPE_DEFAULT_LIMIT = 500
 REASONS = {
     400: "BadRequest",
     403: "Forbidden",
@@ -247,6 +252,11 @@ class KubeApiServer:
             )
         return self
 
+    def kubescape_applies_selectors(self, applied: bool = True) -> Self:
+        """Newer kubescape/storage matches label selectors page by page; v0.0.297 ignores them."""
+        self._call(self._emulator.set_kubescape_selectors, applied)
+        return self
+
     def fail(
         self,
         target: str,
@@ -311,6 +321,7 @@ class _Emulator(kmock.KubernetesEmulator):
 
     _failures: list[kmock.View] = attrs.field(factory=list, init=False)
     _revision: int = attrs.field(default=0, init=False)
+    _kubescape_selectors: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -421,28 +432,46 @@ class _Emulator(kmock.KubernetesEmulator):
     async def _list(self, request: kmock.Request) -> dict[str, Any]:
         resource = request.resource
         items = (await self._serve_list(request))["items"]
+        metadata = {"resourceVersion": str(self._revision)}
         if resource.group == KUBESCAPE_GROUP:
-            # Kubescape's storage ignores selectors, and lists metadata only unless asked for
-            # resourceVersion=fullSpec (kubescape/storage): keep that, so pipelines must cope.
+            # Kubescape's storage lists metadata only unless asked for resourceVersion=fullSpec
+            # (kubescape/storage): keep that, so pipelines must cope.
+            items, token = self._kubescape_page(request)
+            if token:
+                metadata["continue"] = token
             if request.params.get("resourceVersion") != "fullSpec":
                 items = [_metadata_only(item) for item in items]
         else:  # kmock 0.8 ignores selectors: it would list everything
-            items = [
-                item
-                for item in items
-                if _selects(
-                    request.params.get("labelSelector"),
-                    (item.get("metadata", {}).get("labels") or {}).get,
-                )
-                and _selects(request.params.get("fieldSelector"), functools.partial(_field, item))
-            ]
+            items = [item for item in items if _matches(request, item)]
         kind = self.resources[resource].kind if resource in self.resources else None
         return {
             "apiVersion": _api_version(resource),
             "kind": f"{kind}List" if kind else "List",
-            "metadata": {"resourceVersion": str(self._revision)},
+            "metadata": metadata,
             "items": items,
         }
+
+    def _kubescape_page(self, request: kmock.Request) -> tuple[list[dict[str, Any]], str]:
+        """One page as kubescape/storage ``GetList`` cuts it: up to ``limit`` (default 500)
+        objects from the ``continue`` position, in storage order. Positions count deleted
+        objects too (as SQLite rowids do), so deleting while paging skips nothing. Newer
+        storage fills the page with matching objects only; v0.0.297 ignores selectors."""
+        rows = [
+            obj
+            for (resource, namespace, _), obj in self.objects.items()
+            if resource == request.resource
+            and (request.namespace is None or namespace == request.namespace)
+        ]
+        limit = int(request.params.get("limit") or KUBESCAPE_DEFAULT_LIMIT)
+        position = int(request.params.get("continue") or 0)
+        page: list[dict[str, Any]] = []
+        while position < len(rows) and len(page) < limit:
+            row = rows[position]
+            position += 1
+            selected = not self._kubescape_selectors or _matches(request, row.raw)
+            if not row.deleted and selected:
+                page.append(copy.deepcopy(row.raw))
+        return page, str(position) if position < len(rows) else ""
 
     async def _fetch(self, request: kmock.Request) -> dict[str, Any]:
         obj = await self._serve_fetch(request)
@@ -524,6 +553,9 @@ class _Emulator(kmock.KubernetesEmulator):
         key = (resource, namespace, name)
         return copy.deepcopy(self.objects[key].raw) if self._exists(*key) else None
 
+    async def set_kubescape_selectors(self, applied: bool) -> None:
+        self._kubescape_selectors = applied
+
     async def declare_kubescape(self) -> None:
         for plural, (kind, namespaced) in KUBESCAPE_RESOURCES.items():
             self.resources[f"{KUBESCAPE_GROUP}/v1beta1/{plural}"] = kmock.ResourceInfo(
@@ -584,6 +616,13 @@ def _error(status: int, message: str, reason: str | None = None, **details: str 
         reason=reason or REASONS[status],
         message=message,
         details=details or {"causes": []},
+    )
+
+
+def _matches(request: kmock.Request, item: dict[str, Any]) -> bool:
+    labels = (item.get("metadata", {}).get("labels") or {}).get
+    return _selects(request.params.get("labelSelector"), labels) and _selects(
+        request.params.get("fieldSelector"), functools.partial(_field, item)
     )
 
 

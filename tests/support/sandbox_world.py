@@ -18,6 +18,7 @@ pod object as JSON; :meth:`SandboxWorld.serve_log` answers that URL with plain t
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +47,8 @@ _KS = "spdx.softwarecomposition.kubescape.io/v1beta1/"
 PROFILES, SUMMARIES = _KS + "containerprofiles", _KS + "vulnerabilitymanifestsummaries"
 MANIFESTS, VEXES = _KS + "vulnerabilitymanifests", _KS + "openvulnerabilityexchangecontainers"
 FILTERED_SBOMS = _KS + "sbomsyftfiltereds"
+SBOMS, APPLICATION_PROFILES = _KS + "sbomsyfts", _KS + "applicationprofiles"
+NETWORK_NEIGHBORHOODS = _KS + "networkneighborhoods"
 
 INSTANCE_ID = "kubescape.io/instance-id"
 TEMPLATE_HASH = "7c5ddbdf54"
@@ -307,6 +310,136 @@ class SandboxWorld:
         ):
             path = path.replace(value, placeholder)
         return path
+
+
+# -- other workloads' objects ------------------------------------------------------------------
+
+_DECOY_APPS = ("web", "api", "checkout", "payments-worker", "search", "auth", "cart", "mailer")
+_DECOY_CONTAINERS = ("app", "nginx", "worker", "envoy")
+_DECOY_IMAGES = (
+    "docker.io/library/redis:7.2",
+    "docker.io/library/postgres:16.4",
+    "ghcr.io/acme/checkout:2.14.0",
+    "quay.io/prometheus/node-exporter:v1.8.2",
+)
+OBJECTS_PER_DECOY_WORKLOAD = 10  # 4 in the workload's namespace, 5 in Kubescape's, 1 pod
+
+
+def seed_decoys(kube: KubeApiServer, count: int) -> int:
+    """``count`` objects of other workloads, in the namespaces and kinds the pipeline reads.
+
+    Each decoy Deployment container gets what Kubescape writes for one (FORMATS.md §2): in the
+    workload's namespace a ContainerProfile, ApplicationProfile, NetworkNeighborhood and
+    summary; in Kubescape's the relevant manifest, filtered SBOM and VEX (instance slug) and the
+    image's full manifest and SBOM (image slug); and its pod. None is ours: other names, other
+    instance IDs, other images. Returns how many were written (``count`` rounded down to tens).
+    """
+    workloads = count // OBJECTS_PER_DECOY_WORKLOAD
+    return sum(_DecoyWorkload(kube, index).write() for index in range(workloads))
+
+
+class _DecoyWorkload:
+    def __init__(self, kube: KubeApiServer, index: int) -> None:
+        self.kube = kube
+        self.ns, self.ks = settings.K8S_SANDBOX_NAMESPACE, settings.KUBESCAPE_NAMESPACE
+        self.name = f"{_DECOY_APPS[index % len(_DECOY_APPS)]}-{index}"
+        self.container = _DECOY_CONTAINERS[index % len(_DECOY_CONTAINERS)]
+        self.image = _DECOY_IMAGES[index % len(_DECOY_IMAGES)]
+        seed = hashlib.sha256(self.name.encode()).hexdigest()
+        self.hash = seed[:10]
+        self.rs = f"{self.name}-{self.hash}"
+        repository = self.image.rsplit(":", 1)[0]
+        self.image_id = f"{repository}@sha256:{seed}"
+        self.instance = ContainerInstance("apps/v1", self.ns, "ReplicaSet", self.rs, self.container)
+        self.slug = self.instance.slug
+        self.wlid = f"wlid://cluster-test/namespace-{self.ns}/deployment-{self.name}"
+
+    def write(self) -> int:
+        ns, ks, slug, image = self.ns, self.ks, self.slug, image_slug(self.image, self.image_id)
+        workload, filtered = self._workload_labels(), self._filtered_labels()
+        summary = summary_name("deployment", self.name, self.container)
+        objects = [
+            (PROFILES, ns, slug, workload, self._identity("completed")),
+            (APPLICATION_PROFILES, ns, self._workload_slug(), self._workload_labels(False), {}),
+            (NETWORK_NEIGHBORHOODS, ns, self._workload_slug(), self._workload_labels(False), {}),
+            (SUMMARIES, ns, summary, self._summary_labels(), {"kubescape.io/wlid": self.wlid}),
+            (MANIFESTS, ks, slug, filtered, self._identity("ready")),
+            (FILTERED_SBOMS, ks, slug, filtered, self._identity("ready")),
+            (VEXES, ks, slug, filtered, self._identity("ready")),
+            (MANIFESTS, ks, image, self._image_labels("non-filtered"), self._image_annotations()),
+            (SBOMS, ks, image, self._image_labels(None), self._image_annotations()),
+        ]
+        for resource, namespace, name, labels, notes in objects:
+            metadata = {"name": name, "namespace": namespace, "labels": labels}
+            self.kube.put(resource, {"metadata": {**metadata, "annotations": notes}})
+        self.kube.put(PODS, self._pod())
+        return len(objects) + 1
+
+    def _workload_slug(self) -> str:
+        return f"replicaset-{self.rs}"  # GetSlug(true): no container, no hash
+
+    def _workload_labels(self, with_container: bool = True) -> dict[str, str]:
+        labels = {
+            "kubescape.io/workload-api-group": "apps",
+            "kubescape.io/workload-api-version": "v1",
+            "kubescape.io/workload-namespace": self.ns,
+            "kubescape.io/workload-kind": "Deployment",
+            "kubescape.io/workload-name": self.name,
+            "kubescape.io/instance-template-hash": self.hash,
+        }
+        if with_container:
+            labels["kubescape.io/workload-container-name"] = self.container
+        return labels
+
+    def _identity(self, status: str) -> dict[str, str]:
+        return {
+            INSTANCE_ID: self.instance.instance_id,
+            "kubescape.io/wlid": self.wlid,
+            "kubescape.io/status": status,
+            "kubescape.io/completion": "complete",
+            "kubescape.io/image-id": self.image_id,
+        }
+
+    def _filtered_labels(self) -> dict[str, str]:
+        return {
+            **self._workload_labels(),
+            "kubescape.io/sbom-type": "container",
+            "kubescape.io/context": "filtered",
+        }
+
+    def _summary_labels(self) -> dict[str, str]:
+        return {
+            **self._image_labels("filtered"),
+            **self._workload_labels(),
+            "kubescape.io/workload-kind": "deployment",  # lowercase on summaries
+        }
+
+    def _image_labels(self, context: str | None) -> dict[str, str]:
+        repository, tag = self.image.rsplit(":", 1)
+        labels = {
+            "kubescape.io/image-name": repository.replace("/", "-"),
+            "kubescape.io/image-tag": tag,
+            "kubescape.io/sbom-type": "image",
+        }
+        if context:
+            labels["kubescape.io/context"] = context
+        return labels
+
+    def _image_annotations(self) -> dict[str, str]:
+        return {"kubescape.io/image-id": self.image_id, "kubescape.io/status": "ready"}
+
+    def _pod(self) -> dict[str, Any]:
+        labels = {"app": self.name, "pod-template-hash": self.hash}
+        pod = {
+            "metadata": {
+                "name": f"{self.rs}-{self.hash[:5]}",
+                "namespace": self.ns,
+                "labels": labels,
+                "ownerReferences": [_owner("ReplicaSet", self.rs, None)],
+            },
+            "spec": {"containers": [{"name": self.container, "image": self.image}]},
+        }
+        return _with_status(pod, None)
 
 
 def _with_status(pod: dict[str, Any], waiting: str | None) -> dict[str, Any]:
