@@ -473,6 +473,7 @@ def main() -> None:
     parser.add_argument("--conc", default="1,8,32")
     parser.add_argument("--peer", type=Path, help="run_anchor.sh's results.tsv, same session")
     parser.add_argument("--serve", action="store_true", help="start and seed, then wait")
+    parser.add_argument("--only", help="comma-separated endpoints to run (default: all)")
     parser.add_argument(
         "--gunicorn", default="-c gunicorn.conf.py", help="gunicorn options (default: as deployed)"
     )
@@ -499,23 +500,23 @@ def main() -> None:
         print(f"server: gunicorn {args.gunicorn}; {os.cpu_count()} CPUs; {args.duration} s runs")
         print("| endpoint | conc | req/s | p50 ms | p99 ms | errors | CPU ms/req |")
         print("|---|---|---|---|---|---|---|")
+        only = set(args.only.split(",")) if args.only else None
         runs = []
-        for endpoint, path, key in (
-            ("floor", "/bench/floor", None),
-            ("status", status, plain["key"]),
-            ("health", "/health", None),
-            ("list", "/api/v1/analysis?page_size=50", plain["key"]),
+        for endpoint, path, key, levels in (
+            ("floor", "/bench/floor", None, concs),
+            ("status", status, plain["key"], concs),
+            ("health", "/health", None, concs),
+            ("list", "/api/v1/analysis?page_size=50", plain["key"], concs),
+            ("list-results", "/api/v1/analysis?page_size=50", heavy["key"], [8]),
+            ("status-queued", f"/api/v1/analysis/{heavy['queued']}/status", heavy["key"], [8]),
+            ("status-complete", f"/api/v1/analysis/{heavy['complete']}/status", heavy["key"], [8]),
         ):
-            for conc in concs:
+            if only and endpoint not in only:
+                continue
+            for conc in levels:
                 runs.append(
                     measure(stack, lua, endpoint, path, key, conc, args.duration, args.warmup)
                 )
-        for endpoint, path, key in (
-            ("list-results", "/api/v1/analysis?page_size=50", heavy["key"]),
-            ("status-queued", f"/api/v1/analysis/{heavy['queued']}/status", heavy["key"]),
-            ("status-complete", f"/api/v1/analysis/{heavy['complete']}/status", heavy["key"]),
-        ):
-            runs.append(measure(stack, lua, endpoint, path, key, 8, args.duration, args.warmup))
         report(runs, read_peer(args.peer) if args.peer else None)
     finally:
         stack.stop()
@@ -528,9 +529,11 @@ def serve(stack: Stack, plain: dict) -> None:
         f"  BASE_URL={stack.base_url} WRK_HEADER='Authorization: Api-Key {plain['key']}' "
         f"LIST_PATH='/api/v1/analysis?page_size=50' SERVER_PID={stack.web.pid} "
         f"DB_PID={stack.postmaster_pid} ../shared/bench-anchor/run_anchor.sh measure\n"
-        "Ctrl-C stops everything.",
+        "Ctrl-C (or SIGTERM) stops everything.",
         flush=True,
     )
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in background
     with contextlib.suppress(KeyboardInterrupt):
         signal.pause()
 

@@ -70,7 +70,9 @@ class CircuitBreaker:
     # -- state ----------------------------------------------------------------
 
     def state(self) -> CircuitState:
-        opened_at = self.cache.get(self._opened_key)
+        return self._state_since(self.cache.get(self._opened_key))
+
+    def _state_since(self, opened_at: float | None) -> CircuitState:
         if opened_at is None:
             return CircuitState.CLOSED
         if self.clock() - opened_at < self.recovery_timeout:
@@ -78,13 +80,14 @@ class CircuitBreaker:
         return CircuitState.HALF_OPEN
 
     def snapshot(self) -> dict[str, Any]:
-        """What ``/health`` and metrics show."""
-        opened_at = self.cache.get(self._opened_key)
-        state = self.state()
+        """What ``/health`` and metrics show (one read of the shared cache)."""
+        values = self.cache.get_many([self._opened_key, self._failures_key])
+        opened_at = values.get(self._opened_key)
+        state = self._state_since(opened_at)
         return {
             "name": self.name,
             "state": state.value,
-            "failures": int(self.cache.get(self._failures_key) or 0),
+            "failures": int(values.get(self._failures_key) or 0),
             "failure_threshold": self.failure_threshold,
             "opened_at": opened_at,
             "retry_after": self._retry_after(opened_at) if state is CircuitState.OPEN else None,
