@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 BODY = {
     "job_id": "11111111-2222-4333-8444-555555555555",
@@ -31,3 +34,17 @@ def floor(request: HttpRequest) -> JsonResponse:
 
 
 urlpatterns = [path("bench/floor", floor), path("", include("vexxy.urls"))]
+
+
+class DrfFloor(APIView):
+    """The same body from a DRF view with no authentication, permission or throttle."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+
+    def get(self, request: Request) -> Response:
+        return Response(BODY)
+
+
+urlpatterns.insert(0, path("bench/drf-floor", DrfFloor.as_view()))

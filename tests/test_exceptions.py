@@ -75,7 +75,7 @@ CASES = [
         id="QuotaExceededError",
     ),
     pytest.param(
-        exc.RateLimitedError(2.4), 429, "RATE_LIMITED", {"wait_seconds": 2}, id="RateLimitedError"
+        exc.RateLimitedError(2.4), 429, "RATE_LIMITED", {"wait_seconds": 3}, id="RateLimitedError"
     ),
     pytest.param(exc.TooManyRequestsError(), 429, "TOO_MANY_REQUESTS", {}, id="TooManyRequests"),
     pytest.param(
@@ -292,7 +292,9 @@ def test_method_not_allowed_carries_allow():
     ("error", "retry_after"),
     [
         (domain.QuotaExceededError("monthly_analyses", 10, 10, retry_after=3600), 3600),
-        (exc.RateLimitedError(2.4), 2),
+        # rounded up: a client that waits Retry-After seconds is let in
+        (exc.RateLimitedError(2.4), 3),
+        (exc.RateLimitedError(2.0), 2),
         (exc.RateLimitedError(0.2), 1),
         (exc.RateLimitedError(None), None),
         (exc.ServiceUnavailableError("kubernetes", "down"), 30),
@@ -306,7 +308,7 @@ def test_retry_after(error, retry_after):
 
 
 def test_rate_limited_wait_seconds_match_retry_after():
-    error = exc.RateLimitedError(2.6)
+    error = exc.RateLimitedError(2.1)
     assert error.details["wait_seconds"] == error.retry_after == 3
 
 
