@@ -1,4 +1,8 @@
-"""Evidence: each Kubescape object a result was built from, kept with its hash and size."""
+"""Evidence: each Kubescape object a result was built from, kept with its hash and size.
+
+A document is encoded once (encoding a large one costs more than parsing it): its
+canonical text is what the hash and size are of, and what the JSON column stores.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,61 @@ import hashlib
 import json
 from typing import Any
 
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Expression, JSONField
+from django.db.models.sql.compiler import SQLCompiler
+
 from analysis.models import AnalysisEvidence, AnalysisJob
+
+HASH_CHUNK = 1 << 20  # characters of canonical text encoded at a time
+
+
+def canonical_text(data: Any) -> str:
+    """Sorted keys, no whitespace: the same JSON value, in one spelling."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def canonical_bytes(data: Any) -> bytes:
-    """The bytes the hash and size are of: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(
-        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    ).encode()
+    """The bytes the hash and size are of: the canonical text in UTF-8."""
+    return canonical_text(data).encode()
+
+
+def size_and_sha256(text: str) -> tuple[int, str]:
+    """Of ``text`` in UTF-8, encoded a piece at a time rather than copied whole."""
+    digest, size = hashlib.sha256(), 0
+    for start in range(0, len(text), HASH_CHUNK):
+        piece = text[start : start + HASH_CHUNK].encode()
+        digest.update(piece)
+        size += len(piece)
+    return size, digest.hexdigest()
 
 
 def store_evidence(
     job: AnalysisJob, evidence_type: str, data: Any, description: str = ""
 ) -> AnalysisEvidence:
-    raw = canonical_bytes(data)
+    text = canonical_text(data)
+    size, sha256 = size_and_sha256(text)
     return AnalysisEvidence.objects.create(
         job=job,
         evidence_type=evidence_type,
-        data=data,
-        size_bytes=len(raw),
-        sha256=hashlib.sha256(raw).hexdigest(),
+        data=JsonText(text),
+        size_bytes=size,
+        sha256=sha256,
         description=description[:500],
     )
+
+
+class JsonText(Expression):
+    """A JSON column's value given as JSON text, stored without being encoded again."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(output_field=JSONField())
+        self.text = text
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, list]:
+        return "%s", [self.text]
+
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, list]:
+        return "%s::jsonb", [self.text]

@@ -15,7 +15,7 @@ from analysis.profiles import normalize_config
 from analysis.results import Evidence, build_for, record
 from analysis.status import JobStatus
 from reliability.correlation import get_request_id
-from reliability.documents import Bounds
+from reliability.documents import Bounds, collector_paused
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,28 @@ def import_results(
     submitted_by: str,
 ) -> AnalysisJob:
     """Build results and VEX from ``evidence``; counts against the monthly quota."""
+    with collector_paused():
+        job = _import(organization, image_ref, image_digest, evidence, completion, submitted_by)
+    logger.info(
+        "Imported Kubescape results as job %s",
+        job.pk,
+        extra={
+            "job_id": str(job.pk),
+            "organization": organization.slug,
+            "statements": job.summary["total_statements"],
+        },
+    )
+    return job
+
+
+def _import(
+    organization: Organization,
+    image_ref: str,
+    image_digest: str,
+    evidence: Evidence,
+    completion: str,
+    submitted_by: str,
+) -> AnalysisJob:
     parsed = evidence.parsed()
     with transaction.atomic():
         quota.consume(organization)
@@ -61,13 +83,4 @@ def import_results(
         fields = record(job, build_for(job, parsed, completion), completion)
         AnalysisJob.objects.filter(pk=job.pk).update(**fields)
         job.refresh_from_db()
-    logger.info(
-        "Imported Kubescape results as job %s",
-        job.pk,
-        extra={
-            "job_id": str(job.pk),
-            "organization": organization.slug,
-            "statements": job.summary["total_statements"],
-        },
-    )
     return job

@@ -10,10 +10,12 @@ stream) before the document itself is built.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -23,11 +25,13 @@ import yaml
 # A JSON string literal, unrolled so that long strings cost no backtracking.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-# What no database stores in text: NUL, and a surrogate that is not half of a pair.
+# What no database stores in text: NUL, and a surrogate that is not half of a pair. Every
+# alternative starts with the same literal (backslash, u), which the engine looks for first: a
+# pattern without a common prefix is tried at every position (seconds for tens of megabytes).
 _UNSTORABLE_ESCAPE = re.compile(
-    r"\\u0000"
-    r"|\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    r"\\u(?:0000"
+    r"|[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u)[dD][c-fC-F][0-9a-fA-F]{2})"
 )
 _UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 _UNSTORABLE = "Strings may not contain NUL (\\u0000) or an unpaired surrogate."
@@ -87,9 +91,13 @@ def load_json(raw: bytes | str, bounds: Bounds) -> Any:
     text = _decoded(raw)
     _check_json_shape(text, bounds)
     try:
-        return json.loads(
-            text, parse_constant=_refuse_constant, parse_int=_bounded_int, parse_float=_finite_float
-        )
+        with collector_paused():
+            return json.loads(
+                text,
+                parse_constant=_refuse_constant,
+                parse_int=_bounded_int,
+                parse_float=_finite_float,
+            )
     except RecursionError:
         raise _too_deep(bounds) from None
     except json.JSONDecodeError as error:
@@ -109,9 +117,28 @@ def load_json_or_yaml(raw: bytes | str, bounds: Bounds) -> Any:
                 raise
     _check_yaml_events(text, bounds)
     try:
-        return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+        with collector_paused():
+            return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
         raise _yaml_syntax_error(error) from None
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a block builds many objects without cycles.
+
+    Every full collection walks all live objects: with a large document alive, parsing or
+    building from it spent most of its time there. Reference counting still frees what
+    the block drops; cycles made meanwhile wait for the next collection.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _decoded(raw: bytes | str) -> str:

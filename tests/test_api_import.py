@@ -11,6 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
+from analysis import evidence
 from analysis.evidence import canonical_bytes
 from analysis.models import AnalysisJob, MonthlyUsage, VexDocument
 from tests.conftest import assert_envelope, response_json
@@ -64,6 +65,34 @@ def test_json_import_creates_a_complete_job_with_evidence_and_vex(api, organizat
     raw = canonical_bytes(SMALL_FULL)
     assert evidence["full_manifest"]["sha256"] == hashlib.sha256(raw).hexdigest()
     assert evidence["full_manifest"]["size_bytes"] == len(raw)
+
+
+def test_stored_evidence_and_results_read_back_as_built(api):
+    """Evidence is stored as its canonical text and results by plain inserts: same values."""
+    body = api.post(IMPORT, small_import(), format="json").json()
+    job = AnalysisJob.objects.get(pk=body["job_id"])
+    stored = {e.evidence_type: e for e in job.evidence.all()}
+    assert stored["full_manifest"].data == SMALL_FULL
+    assert stored["relevant_manifest"].data == SMALL_RELEVANT
+    rows = list(job.results.order_by("position"))
+    assert [row.position for row in rows] == list(range(4))
+    for row in rows:
+        assert (row.cve_id, row.package_name, row.status, row.severity) == (
+            row.data["cve_id"],
+            row.data["package_name"],
+            row.data["status"],
+            row.data["severity"],
+        )
+    assert job.results.filter(data__status="affected").count() == 1
+
+
+def test_size_and_hash_pieces_are_those_of_the_canonical_bytes(monkeypatch):
+    monkeypatch.setattr(evidence, "HASH_CHUNK", 3)  # cuts between multi-byte characters
+    document = {"é": ["ünïcode ✓ 🎉", 1, 2.5, None, True], "a": {"z": '\n"', "b": []}}
+    text = evidence.canonical_text(document)
+    size, sha256 = evidence.size_and_sha256(text)
+    raw = canonical_bytes(document)
+    assert (text.encode(), size, sha256) == (raw, len(raw), hashlib.sha256(raw).hexdigest())
 
 
 def test_multipart_import_takes_yaml_and_json_files(api):

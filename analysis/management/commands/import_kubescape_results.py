@@ -11,7 +11,7 @@ from analysis.imports import import_results
 from analysis.models import AnalysisJob, Organization
 from analysis.results import Evidence, build_for
 from reliability.commands import CorrelatedCommand
-from reliability.documents import Bounds
+from reliability.documents import Bounds, collector_paused
 from reliability.exceptions import VexxyException
 
 
@@ -106,7 +106,8 @@ class Command(CorrelatedCommand):
                 image_digest=options["digest"],
                 origin=AnalysisJob.Origin.IMPORT,
             )
-            summary = build_for(unsaved, evidence.parsed(), completion).summary
+            with collector_paused():
+                summary = build_for(unsaved, evidence.parsed(), completion).summary
         except VexxyException as error:
             raise CommandError(f"{error.error_code}: {error.message}") from None
         self.emit(
