@@ -17,7 +17,7 @@ FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin vexxy
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 COPY vexxy ./vexxy
 COPY reliability ./reliability
 COPY analysis ./analysis
@@ -37,5 +37,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:8000/livez', headers={'Host': 'localhost'}), timeout=4)"]
 # Worker: docker run IMAGE celery -A vexxy worker; beat: docker run IMAGE celery -A vexxy beat
-CMD ["gunicorn", "vexxy.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", \
-     "--timeout", "60"]
+# Sync workers, WEB_CONCURRENCY of them (default 2 per core + 1): see gunicorn.conf.py.
+CMD ["gunicorn", "vexxy.wsgi", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000"]
