@@ -71,3 +71,17 @@ def test_the_representation_needs_only_the_serializers_columns(jobs, django_asse
         represented = [JobSerializer.represent(job) for job in loaded]
     # environment values are write-only: the representation redacts them like the serializer
     assert represented[0]["config"]["environment"] == {"TOKEN": REDACTED}
+
+
+@pytest.mark.django_db
+def test_a_row_of_values_is_represented_like_its_instance(jobs):
+    rows = AnalysisJob.objects.order_by("created_at").values(*JobSerializer.columns())
+    for row, job in zip(rows, sorted(jobs, key=lambda job: job.created_at), strict=True):
+        assert JobSerializer.represent_row(row) == JobSerializer(job).data
+
+
+def test_rows_cannot_stand_for_fields_that_are_not_columns():
+    from analysis.api.representation import compile_representation
+
+    with pytest.raises(TypeError, match="estimated_duration_minutes is not a column"):
+        compile_representation(SubmitResponseSerializer(), rows=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, tzinfo
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from django.conf import settings
@@ -28,11 +28,17 @@ from rest_framework.settings import api_settings
 Representation = Callable[[Any], dict[str, Any]]
 
 
-def compile_representation(serializer: serializers.ModelSerializer) -> Representation:
+def compile_representation(
+    serializer: serializers.ModelSerializer, *, rows: bool = False
+) -> Representation:
+    """For model instances, or with ``rows`` for the dicts of ``values(*columns)``."""
     plain, general = [], []
+    getter = itemgetter if rows else attrgetter
     for field in serializer._readable_fields:
         if _is_column(serializer, field):
-            plain.append((field.field_name, attrgetter(field.source), _converter(field)))
+            plain.append((field.field_name, getter(field.source), _converter(field)))
+        elif rows:
+            raise TypeError(f"{field.field_name} is not a column: represent instances instead")
         else:
             general.append(field)
     names = [field.field_name for field in serializer._readable_fields]

@@ -289,6 +289,11 @@ class JobFieldsSerializer(serializers.ModelSerializer):
         return _representation(cls)(job)
 
     @classmethod
+    def represent_row(cls, row: dict[str, Any]) -> dict[str, Any]:
+        """The same for a row of ``values(*cls.columns())``: no model instance is built."""
+        return _row_representation(cls)(row)
+
+    @classmethod
     def columns(cls) -> list[str]:
         """The model fields this serializer reads: what a query for it must load."""
         return _columns(cls)
@@ -304,6 +309,11 @@ def _representation(serializer_class: type[JobFieldsSerializer]) -> Representati
     # A ModelSerializer works its fields out from the model on every instance: once per
     # class here. The representation only reads them, so threads can share it.
     return compile_representation(serializer_class())
+
+
+@functools.cache
+def _row_representation(serializer_class: type[JobFieldsSerializer]) -> Representation:
+    return compile_representation(serializer_class(), rows=True)
 
 
 class ImportResponseSerializer(JobFieldsSerializer):

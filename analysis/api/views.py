@@ -147,10 +147,9 @@ class JobListView(OrganizationScoped, generics.ListAPIView):
     def get_queryset(self):
         filters = JobListFilters(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        jobs = AnalysisJob.objects.for_organization(self.organization).only(
-            *JobSerializer.columns()
-        )
-        return filters.apply(jobs)
+        jobs = AnalysisJob.objects.for_organization(self.organization)
+        # Rows as dicts: building a model instance per job cost a quarter of a page.
+        return filters.apply(jobs).values(*JobSerializer.columns())
 
     @extend_schema(
         operation_id="analysis_list",
@@ -160,7 +159,7 @@ class JobListView(OrganizationScoped, generics.ListAPIView):
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response([JobSerializer.represent(job) for job in page])
+        return self.get_paginated_response([JobSerializer.represent_row(row) for row in page])
 
 
 class JobDetailView(OrganizationScoped, APIView):
