@@ -39,8 +39,29 @@ def import_results(
     submitted_by: str,
 ) -> AnalysisJob:
     """Build results and VEX from ``evidence``; counts against the monthly quota."""
-    with collector_paused():
-        job = _import(organization, image_ref, image_digest, evidence, completion, submitted_by)
+    with collector_paused():  # a large parsed document alive: full collections walk all of it
+        parsed = evidence.parsed()
+        with transaction.atomic():
+            quota.consume(organization)
+            now = timezone.now()
+            job = AnalysisJob.objects.create(
+                organization=organization,
+                origin=AnalysisJob.Origin.IMPORT,
+                image_ref=image_ref,
+                image_digest=image_digest,
+                profile=AnalysisJob.Profile.CUSTOM,
+                config=normalize_config("custom", {}),
+                status=JobStatus.COMPLETE,
+                request_id=get_request_id() or "",
+                submitted_by=submitted_by,
+                started_at=now,
+                current_phase="import",
+            )
+            for kind, data in evidence.items():
+                store_evidence(job, kind, data, f"imported {kind.replace('_', ' ')}")
+            fields = record(job, build_for(job, parsed, completion), completion)
+            AnalysisJob.objects.filter(pk=job.pk).update(**fields)
+            job.refresh_from_db()
     logger.info(
         "Imported Kubescape results as job %s",
         job.pk,
@@ -50,37 +71,4 @@ def import_results(
             "statements": job.summary["total_statements"],
         },
     )
-    return job
-
-
-def _import(
-    organization: Organization,
-    image_ref: str,
-    image_digest: str,
-    evidence: Evidence,
-    completion: str,
-    submitted_by: str,
-) -> AnalysisJob:
-    parsed = evidence.parsed()
-    with transaction.atomic():
-        quota.consume(organization)
-        now = timezone.now()
-        job = AnalysisJob.objects.create(
-            organization=organization,
-            origin=AnalysisJob.Origin.IMPORT,
-            image_ref=image_ref,
-            image_digest=image_digest,
-            profile=AnalysisJob.Profile.CUSTOM,
-            config=normalize_config("custom", {}),
-            status=JobStatus.COMPLETE,
-            request_id=get_request_id() or "",
-            submitted_by=submitted_by,
-            started_at=now,
-            current_phase="import",
-        )
-        for kind, data in evidence.items():
-            store_evidence(job, kind, data, f"imported {kind.replace('_', ' ')}")
-        fields = record(job, build_for(job, parsed, completion), completion)
-        AnalysisJob.objects.filter(pk=job.pk).update(**fields)
-        job.refresh_from_db()
     return job
