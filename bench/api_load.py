@@ -39,7 +39,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,11 @@ from pathlib import Path
 from statistics import median
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.servers import free_port, throwaway_postgres, throwaway_redis  # noqa: E402
+
 JOB_ID = "11111111-2222-4333-8444-555555555555"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REPORT_LUA = """
@@ -146,12 +150,6 @@ class Run:
         return 1000 * self.cpu_seconds / max(self.requests, 1)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def tree_cpu_seconds(root: int) -> float:
     """utime + stime (and reaped children's) of a process and its descendants."""
     children: dict[int, list[int]] = defaultdict(list)
@@ -180,15 +178,12 @@ class Stack:
         self.dir = workdir
         self.gunicorn_args = gunicorn_args
         self.processes: list[subprocess.Popen] = []
-        self.pg_bin = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1]).parent
-        self.pg_port, self.redis_port, self.web_port = free_port(), free_port(), free_port()
+        self.backends = contextlib.ExitStack()
+        self.web_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.web_port}"
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "bench.floor_settings",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{self.pg_port}/vexxy",
-            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/1",
             "SECRET_KEY": "bench-" + "x" * 40,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "ENVIRONMENT": "production",
@@ -202,63 +197,13 @@ class Stack:
         self.web: subprocess.Popen | None = None
         self.postmaster_pid = 0
 
-    def _as_postgres(self, *command: str) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", *command] if os.getuid() == 0 else list(command)
-
     def start_backends(self) -> None:
-        data = self.dir / "pg"
-        data.mkdir()
-        if os.getuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-            shutil.chown(data, "postgres", "postgres")
-        quiet = {"stdout": subprocess.DEVNULL, "check": True}
-        subprocess.run(
-            self._as_postgres(
-                str(self.pg_bin / "initdb"),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-D",
-                str(data),
-                "--no-sync",
-            ),
-            **quiet,
+        postgres = self.backends.enter_context(throwaway_postgres("vexxy"))
+        redis = self.backends.enter_context(throwaway_redis())
+        self.postmaster_pid = postgres.pid
+        self.env.update(
+            DATABASE_URL=postgres.url, REDIS_URL=f"{redis}/0", CELERY_BROKER_URL=f"{redis}/1"
         )
-        subprocess.run(
-            self._as_postgres(
-                str(self.pg_bin / "pg_ctl"),
-                "-D",
-                str(data),
-                "-w",
-                "-l",
-                str(self.dir / "pg.log"),
-                "-o",
-                f"-p {self.pg_port} -c listen_addresses=127.0.0.1 -k {self.dir} "
-                "-c fsync=off -c max_connections=100",
-                "start",
-            ),
-            **quiet,
-        )
-        self.postmaster_pid = int((data / "postmaster.pid").read_text().split()[0])
-        self.processes.append(
-            subprocess.Popen(
-                [
-                    "redis-server",
-                    "--port",
-                    str(self.redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-        )
-        psql = [str(self.pg_bin / "psql"), "-h", "127.0.0.1", "-p", str(self.pg_port)]
-        subprocess.run([*psql, "-U", "postgres", "-qc", "CREATE DATABASE vexxy"], **quiet)
 
     def manage(self, *args: str) -> str:
         done = subprocess.run(
@@ -333,18 +278,7 @@ class Stack:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        if self.postmaster_pid:
-            subprocess.run(
-                self._as_postgres(
-                    str(self.pg_bin / "pg_ctl"),
-                    "-D",
-                    str(self.dir / "pg"),
-                    "-m",
-                    "immediate",
-                    "stop",
-                ),
-                stdout=subprocess.DEVNULL,
-            )
+        self.backends.close()
 
 
 def wrk(

@@ -25,14 +25,10 @@ import contextlib
 import json
 import logging
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,76 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.servers import throwaway_postgres  # noqa: E402 - after the path above
+
 TARGET_RATIO = 1.5
 LIST = "/api/v1/analysis"
 DATABASE = "vexxy_bench"
-
-
-# -- a throwaway PostgreSQL -----------------------------------------------------------------
-
-
-def postgres_bin() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parts[-3])
-    if not found:
-        sys.exit("no PostgreSQL under /usr/lib/postgresql (apt-get install postgresql)")
-    return found[-1].parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def as_postgres(*command: str) -> list[str]:
-    """initdb and postgres refuse root: run them as user postgres when we are root."""
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
-
-
-@contextlib.contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """A PostgreSQL server of our own; yields its DATABASE_URL, stops and removes it after."""
-    bin_dir, port = postgres_bin(), free_port()
-    folder = Path(tempfile.mkdtemp(prefix="vexxy-bench-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-    data, log = folder / "data", folder / "postgres.log"
-    pg_ctl = str(bin_dir / "pg_ctl")
-    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {folder} -c fsync=off"
-    try:
-        run(as_postgres(str(bin_dir / "initdb"), "-A", "trust", "-U", "postgres", "-D", str(data)))
-        run(as_postgres(pg_ctl, "-D", str(data), "-w", "-l", str(log), "-o", options, "start"))
-        url = f"postgres://postgres@127.0.0.1:{port}"
-        create_database(url)
-        print(f"PostgreSQL {server_version(bin_dir)} on 127.0.0.1:{port} ({folder})")
-        yield f"{url}/{DATABASE}"
-    finally:
-        subprocess.run(
-            as_postgres(pg_ctl, "-D", str(data), "-m", "immediate", "stop"),
-            capture_output=True,
-            check=False,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def run(command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode:
-        sys.exit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
-
-
-def server_version(bin_dir: Path) -> str:
-    """``postgres (PostgreSQL) 15.18 (Debian ...)`` -> ``15.18``."""
-    command = [str(bin_dir / "postgres"), "--version"]
-    output = subprocess.run(command, capture_output=True, text=True, check=False)
-    return output.stdout.split()[2]
-
-
-def create_database(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {DATABASE}")
 
 
 # -- Django -----------------------------------------------------------------------------------
@@ -360,7 +291,12 @@ def main() -> int:
     args = parse_args()
     given = os.environ.get("DATABASE_URL", "")
     with contextlib.ExitStack() as stack:
-        url = given if given.startswith("postgres") else stack.enter_context(throwaway_postgres())
+        if given.startswith("postgres"):
+            url = given
+        else:
+            server = stack.enter_context(throwaway_postgres(DATABASE))
+            print(f"PostgreSQL {server.version} on {server.url}")
+            url = server.url
         setup_django(url)
         within = measure(args)
         from django.db import connections

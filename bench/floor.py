@@ -33,9 +33,6 @@ def floor(request: HttpRequest) -> JsonResponse:
     return JsonResponse(BODY)
 
 
-urlpatterns = [path("bench/floor", floor), path("", include("vexxy.urls"))]
-
-
 class DrfFloor(APIView):
     """The same body from a DRF view with no authentication, permission or throttle."""
 
@@ -47,4 +44,8 @@ class DrfFloor(APIView):
         return Response(BODY)
 
 
-urlpatterns.insert(0, path("bench/drf-floor", DrfFloor.as_view()))
+urlpatterns = [
+    path("bench/floor", floor),
+    path("bench/drf-floor", DrfFloor.as_view()),
+    path("", include("vexxy.urls")),
+]

@@ -50,7 +50,7 @@ class ReusedRedisClients(RedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}
-        self._scripts: dict[int, Any] = {}
+        self._incr_script: Any = None  # bound to the write client, which is always pool 0
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         index = self._get_connection_pool_index(write)
@@ -62,11 +62,9 @@ class ReusedRedisClients(RedisCacheClient):
         return client
 
     def incr_with_expiry(self, key: str, ttl: int) -> int:
-        client = self.get_client(key, write=True)
-        script = self._scripts.get(id(client))
-        if script is None:
-            script = self._scripts[id(client)] = client.register_script(INCR_WITH_EXPIRY)
-        return int(script(keys=[key], args=[ttl]))
+        if self._incr_script is None:
+            self._incr_script = self.get_client(key, write=True).register_script(INCR_WITH_EXPIRY)
+        return int(self._incr_script(keys=[key], args=[ttl]))
 
 
 class RedisCache(DjangoRedisCache):

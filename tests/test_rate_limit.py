@@ -117,8 +117,8 @@ def test_concurrent_clients_get_exactly_the_rate_through(child_env, organization
         overrides={"API_RATE_LIMIT": f"{RATE}/minute"},
     )
     try:
-        for _attempt in range(2):
-            key = issue_key(organization, f"burst-{_attempt}").plaintext
+        for attempt in range(2):
+            key = issue_key(organization, f"burst-{attempt}").plaintext
             statuses, retry_afters, began, ended = _burst(server.base_url, key)
             if math.floor(began / 60) == math.floor(ended / 60):
                 break  # the burst fell inside one window; otherwise try again in the new one

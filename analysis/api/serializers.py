@@ -286,12 +286,12 @@ class JobFieldsSerializer(serializers.ModelSerializer):
     @classmethod
     def represent(cls, job: AnalysisJob) -> dict[str, Any]:
         """``cls(job).data``, without building the serializer and its fields again."""
-        return _representation(cls)(job)
+        return _representation(cls, rows=False)(job)
 
     @classmethod
     def represent_row(cls, row: dict[str, Any]) -> dict[str, Any]:
         """The same for a row of ``values(*cls.columns())``: no model instance is built."""
-        return _row_representation(cls)(row)
+        return _representation(cls, rows=True)(row)
 
     @classmethod
     def columns(cls) -> list[str]:
@@ -305,15 +305,10 @@ def _columns(serializer_class: type[JobFieldsSerializer]) -> list[str]:
 
 
 @functools.cache
-def _representation(serializer_class: type[JobFieldsSerializer]) -> Representation:
+def _representation(serializer_class: type[JobFieldsSerializer], *, rows: bool) -> Representation:
     # A ModelSerializer works its fields out from the model on every instance: once per
     # class here. The representation only reads them, so threads can share it.
-    return compile_representation(serializer_class())
-
-
-@functools.cache
-def _row_representation(serializer_class: type[JobFieldsSerializer]) -> Representation:
-    return compile_representation(serializer_class(), rows=True)
+    return compile_representation(serializer_class(), rows=rows)
 
 
 class ImportResponseSerializer(JobFieldsSerializer):
