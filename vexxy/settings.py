@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_results",
     "axes",
     "reliability",
@@ -232,6 +233,10 @@ SPECTACULAR_SETTINGS = {
     "Every error is the JSON envelope {error, message, details, timestamp, request_id}.",
     "VERSION": __version__,
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from the installed package: the docs pages load nothing remote.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # 3.1 (JSON Schema 2020-12): propertyNames states the rule on environment variable names.
     "OAS_VERSION": "3.1.0",
