@@ -62,13 +62,14 @@ def render_error(
 
 
 def log_error(request: HttpRequest, error: VexxyException, original: BaseException) -> None:
+    """An ERROR with the traceback for what needs a human; a one-line WARNING otherwise."""
     extra: dict[str, Any] = {
         "error_code": error.error_code,
         "status": error.status_code,
         "method": request.method,
         "path": request.path,
     }
-    if error.status_code >= 500:
+    if needs_a_human(error, original):
         logger.error(
             "%s %s failed with %s",
             request.method,
@@ -86,6 +87,13 @@ def log_error(request: HttpRequest, error: VexxyException, original: BaseExcepti
             error.message,
             extra=extra,
         )
+
+
+def needs_a_human(error: VexxyException, original: BaseException) -> bool:
+    """A server error, unless raised on purpose as an ``expected`` refusal."""
+    if error.status_code < 500:
+        return False
+    return not (original is error and error.expected)
 
 
 def is_envelope(response: Any) -> bool:

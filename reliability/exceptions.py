@@ -54,11 +54,16 @@ class VexxyException(APIException):
     ``default_code`` is the machine-readable code clients switch on (``error``
     in the envelope). ``retry_after`` (seconds) becomes a ``Retry-After``
     header; ``headers`` are added to the error response as they are.
+
+    ``expected``: raised, this 5xx is a refusal the service chose knowingly (a
+    dependency it knows is off or down), not a fault to investigate; it is
+    logged as a WARNING without a traceback. Client errors always are.
     """
 
     status_code: int = 500
     default_code: str = "INTERNAL_ERROR"
     default_detail: str = "An internal error occurred."
+    expected: bool = False
 
     def __init__(
         self,
@@ -196,6 +201,8 @@ class ServiceUnavailableError(VexxyException):
     status_code = 503
     default_code = "SERVICE_UNAVAILABLE"
     default_detail = "A required service is unavailable."
+    # The outage itself is reported by /health and the circuit breaker, once.
+    expected = True
 
     def __init__(
         self,

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
+from django.views.defaults import bad_request
 
 from . import correlation
 from .client_ip import request_client_ip
 from .envelope import error_response, is_envelope, log_error, render_error
-from .error_mapping import from_status
+from .error_mapping import from_status, to_vexxy_exception
 from .exceptions import BadRequestError, LengthRequiredError, PayloadTooLargeError
 from .limits import body_limit
 from .redaction import redact_mapping
@@ -111,7 +112,7 @@ class ErrorEnvelopeMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not is_api_path(request):
-            return self.get_response(request)
+            return self._refuse_bad_host_as_html(request) or self.get_response(request)
         refused = self._refuse_early(request)
         if refused is not None:
             return refused
@@ -124,6 +125,22 @@ class ErrorEnvelopeMiddleware:
         if not is_api_path(request):
             return None
         return error_response(request, exception)
+
+    @staticmethod
+    def _refuse_bad_host_as_html(request: HttpRequest) -> HttpResponse | None:
+        """Django's own 400 page, logged as the client's mistake it is.
+
+        Left to Django, a bad Host on the admin or any other page is an ERROR
+        with a traceback, which buries the errors that need somebody.
+        """
+        try:
+            request.get_host()
+        except DisallowedHost as exc:
+            log_error(request, to_vexxy_exception(exc, request), exc)
+            response = bad_request(request, exc)
+            response._has_been_logged = True  # type: ignore[attr-defined]
+            return response
+        return None
 
     @staticmethod
     def _refuse_early(request: HttpRequest) -> HttpResponse | None:

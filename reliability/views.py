@@ -18,8 +18,11 @@ from .settings import reliability_settings
 
 
 def _document(report: HealthReport) -> dict:
+    # "health" repeats "status" under a name of its own: in the problem+json form of a 503,
+    # RFC 9457 gives "status" to the HTTP status code.
     return {
         "status": report.status,
+        "health": report.status,
         "service": reliability_settings.SERVICE_NAME,
         "version": reliability_settings.SERVICE_VERSION,
         "timestamp": utc_timestamp(),

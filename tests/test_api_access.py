@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -179,7 +180,9 @@ def test_requests_beyond_the_rate_limit_are_429(api, settings, clean_cache):
 
 
 @pytest.mark.django_db
-def test_submission_without_a_sandbox_is_refused_and_not_counted(api, organization, settings):
+def test_submission_without_a_sandbox_is_refused_and_not_counted(
+    api, organization, settings, log_records
+):
     settings.SANDBOX_ENABLED = False
     response = api.post(SUBMIT, VALID, format="json")
     assert_envelope(
@@ -194,6 +197,13 @@ def test_submission_without_a_sandbox_is_refused_and_not_counted(api, organizati
     assert response["Retry-After"] == "300"
     assert not AnalysisJob.objects.exists()
     assert not MonthlyUsage.objects.exists()
+    # Expected on a setup without a cluster: a one-line warning, nothing for a human to chase.
+    (logged,) = [r for r in log_records if r.levelno >= logging.WARNING]
+    assert (logged.levelname, logged.error_code, logged.exc_info) == (
+        "WARNING",
+        "SERVICE_UNAVAILABLE",
+        None,
+    )
 
 
 @pytest.mark.django_db

@@ -89,6 +89,19 @@ def test_unreachable_cluster_fails_health_when_the_sandbox_is_enabled(client, un
 
 
 @pytest.mark.django_db
+def test_problem_json_keeps_the_health_state_under_its_own_name(client, unreachable_cluster):
+    response = client.get("/health", headers={"Accept": "application/problem+json"})
+
+    body = response.json()
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/problem+json"
+    assert body["status"] == 503  # RFC 9457's member
+    assert body["health"] == "unhealthy"
+    assert body["error"] == "SERVICE_UNAVAILABLE"
+    assert body["checks"]["kubernetes"]["status"] == "unhealthy"
+
+
+@pytest.mark.django_db
 def test_readyz_checks_only_the_database(client, unreachable_cluster):
     response = client.get("/readyz")
     assert response.status_code == 200
