@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,7 @@ def build_for(
         "runtime evidence",
         id_base=settings.VEX_DOCUMENT_ID_BASE,
         timestamp=timezone.now(),
+        document_id=uuid.uuid4(),
         other_digests=unique_digests(*job.image_digests, *seen_digests, *parsed.image_digests),
         observed_seconds=observed,
     )
@@ -151,7 +153,10 @@ def record(job: AnalysisJob, result: BuildResult, completeness: str = COMPLETE) 
     store_results(job, result.results)
     if result.document is not None:
         vex = VexDocument.objects.create(
-            job=job, document=result.document, statement_counts=result.statement_counts
+            id=result.document_id,
+            job=job,
+            document=result.document,
+            statement_counts=result.statement_counts,
         )
         fields["generated_vex_id"] = vex.pk
     return fields

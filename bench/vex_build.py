@@ -40,6 +40,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -68,6 +69,7 @@ INFO = builder.DocumentInfo(
     tooling="vexxy-premium bench",
     id_base="https://vexxy.example/vex",
     timestamp=datetime(2024, 6, 1, 12, 0, tzinfo=UTC),
+    document_id=UUID("00000000-0000-4000-8000-000000000001"),
     other_digests=("sha256:" + "9f6ad1cdf02a3a6d072aa09fd5ff7e18ce0b22a90432164144197b17735fc4f0",),
     observed_seconds=300,
 )

@@ -8,6 +8,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
@@ -55,6 +56,10 @@ def test_json_import_creates_a_complete_job_with_evidence_and_vex(api, organizat
 
     vex = response_json(api.get(f"/api/v1/vex/{job.generated_vex_id}"))
     assert len(vex["statements"]) == 4
+    # The document's @id names where the API serves it.
+    assert vex["@id"] == f"{settings.VEX_DOCUMENT_ID_BASE}/{job.generated_vex_id}"
+    by_id = response_json(api.get(f"/api/v1/vex/{vex['@id'].rsplit('/', 1)[1]}"))
+    assert by_id == vex
     assert VexDocument.objects.get(pk=job.generated_vex_id).statement_counts == {
         "affected": 1,
         "not_affected": 3,

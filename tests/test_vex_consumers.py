@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 import yaml
@@ -62,6 +63,7 @@ def document_for(
         tooling="test",
         id_base="https://vexxy.test/vex",
         timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+        document_id=UUID("00000000-0000-4000-8000-000000000001"),
         other_digests=digests[1:],
         observed_seconds=300,
     )

@@ -15,13 +15,12 @@ statement, and must keep a finding that is affected in any package.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from analysis.image_reference import unique_digests
 from analysis.kubescape.readers import SEVERITIES, Manifest, Match
@@ -55,6 +54,8 @@ class DocumentInfo:
     tooling: str
     id_base: str
     timestamp: datetime
+    # The document's @id ends with it; the service stores and serves the document under it.
+    document_id: UUID
     role: str = "Runtime reachability analysis"
     other_digests: tuple[str, ...] = ()
     observed_seconds: int | None = None
@@ -71,6 +72,7 @@ class BuildResult:
     summary: dict[str, Any]
     statement_counts: dict[str, int] = field(default_factory=dict)
     image_digests: tuple[str, ...] = ()  # every digest the products name
+    document_id: UUID | None = None  # the document's, when there is one
 
 
 def confidence(status: str, justification: str | None, completeness: str) -> float:
@@ -138,7 +140,14 @@ def build(
     document = _document(statements, info) if statements else None
     if document is not None and validate:
         validate_document(document)
-    return BuildResult(document, results, summary, dict(sorted(counts.items())), info.digests)
+    return BuildResult(
+        document,
+        results,
+        summary,
+        dict(sorted(counts.items())),
+        info.digests,
+        info.document_id if document is not None else None,
+    )
 
 
 def pair_key(match: Match) -> tuple[str, str]:
@@ -261,29 +270,9 @@ def _summary(
 
 
 def _document(statements: list[dict[str, Any]], info: DocumentInfo) -> dict[str, Any]:
-    # The @id hashes the content. A statement's products are the image's (from the reference
-    # and the digests) around its package's subcomponents, so those stand in for them: hashing
-    # the full products would repeat the same bytes in every statement and cost more than
-    # the rest of the build.
-    content = [
-        info.image_ref,
-        info.digests,
-        [
-            [
-                s["vulnerability"],
-                s["status"],
-                s.get("justification"),
-                s.get("status_notes"),
-                s.get("action_statement"),
-                s["products"][0]["subcomponents"],
-            ]
-            for s in statements
-        ],
-    ]
-    canonical = json.dumps(content, separators=(",", ":")).encode()
     return {
         "@context": CONTEXT,
-        "@id": f"{info.id_base.rstrip('/')}/{hashlib.sha256(canonical).hexdigest()}",
+        "@id": f"{info.id_base.rstrip('/')}/{info.document_id}",
         "author": info.author,
         "role": info.role,
         "timestamp": utc_timestamp(info.timestamp),
