@@ -1,7 +1,8 @@
 """Structured logging: the request-ID filter, formatters and the LOGGING dict.
 
 Production writes one JSON object per line (python-json-logger); development
-writes readable text. Both carry the correlation ID of the current context.
+writes readable text. Both carry the correlation ID of the current context, and
+both go to stderr in every process: a command's stdout is for its result.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def _plain(value: Any) -> Any:
 
 
 def build_logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
-    """The ``LOGGING`` setting: one stdout handler, the ID filter on it."""
+    """The ``LOGGING`` setting: one stderr handler, the ID filter on it."""
     formatter: dict[str, Any]
     if json_lines:
         formatter = {"()": "reliability.logs.JsonLineFormatter", "fmt": JSON_FIELDS}
@@ -126,7 +127,7 @@ def build_logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",
-                "stream": "ext://sys.stdout",
+                "stream": "ext://sys.stderr",
                 "formatter": "default",
                 "filters": ["request_id"],
             }

@@ -28,8 +28,8 @@ def run() -> tuple[dict, list[dict]]:
         timeout=120,
         check=True,
     )
-    *log_lines, result = done.stdout.splitlines()  # the log goes to stdout, the result last
-    return json.loads(result), [json.loads(line) for line in log_lines]
+    # stdout holds the result alone; the log goes to stderr, one JSON object per line
+    return json.loads(done.stdout), [json.loads(line) for line in done.stderr.splitlines()]
 
 
 def test_analysis_is_not_even_imported(run):

@@ -24,9 +24,13 @@ def test_unhealthy_json_names_the_checks_and_exits_1(capsys):
     with pytest.raises(CommandError) as raised:
         call_command("check_health", "--json")
     assert raised.value.returncode == 1
-    assert str(raised.value) == "unhealthy: kubernetes, kubescape"
+    assert str(raised.value) == "SERVICE_UNAVAILABLE: unhealthy: kubernetes, kubescape"
     report = json.loads(capsys.readouterr().out)
     assert report["status"] == "unhealthy"
+    assert (report["error"], report["message"]) == (
+        "SERVICE_UNAVAILABLE",
+        "unhealthy: kubernetes, kubescape",
+    )
     assert report["checks"]["kubernetes"]["reason"] == "Kubernetes API unreachable"
     assert report["checks"]["database"]["status"] == "healthy"
     assert len(report["request_id"]) == 36
@@ -39,3 +43,4 @@ def test_each_run_has_its_own_request_id(capsys, settings, clean_cache):
     call_command("check_health", "--json")
     first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert first["request_id"] != second["request_id"]
+    assert "error" not in first  # healthy: a report, no error members

@@ -44,10 +44,10 @@ def run_json(command: str, *args: str) -> dict[str, Any]:
     return report
 
 
-def refused(command: str, *args: str) -> str:
+def refused(command: str, *args: str, returncode: int = 1) -> str:
     with pytest.raises(CommandError) as error:
         run(command, *args)
-    assert error.value.returncode == 1
+    assert error.value.returncode == returncode
     return str(error.value)
 
 
@@ -101,8 +101,8 @@ def test_retry_job_refusals(organization):
 @pytest.mark.parametrize("command", ["retry_job", "cancel_job"])
 def test_unknown_or_malformed_job_id(command):
     missing = str(uuid.uuid4())
-    assert refused(command, missing) == f"No job {missing}."
-    assert refused(command, "not-a-uuid") == "No job not-a-uuid."
+    assert refused(command, missing) == f"RESOURCE_NOT_FOUND: No job {missing}."
+    assert refused(command, "not-a-uuid") == "RESOURCE_NOT_FOUND: No job not-a-uuid."
 
 
 def test_cancel_job(organization):
@@ -181,6 +181,18 @@ def test_cleanup_text_output_and_status_narrowing(organization):
     assert not AnalysisJob.objects.filter(pk=failed.pk).exists()
 
 
+def test_cleanup_status_takes_several_values_or_the_option_repeated(organization):
+    jobs = [aged_job(organization, status, age_days=10) for status in ("complete", "failed")]
+    aged_job(organization, "cancelled", age_days=10)
+    expected = sorted(str(job.pk) for job in jobs)
+    for statuses in (("complete", "failed"), ("complete", "failed", "complete")):
+        report = run_json("cleanup_jobs", "--older-than", "7", "--dry-run", "--status", *statuses)
+        assert sorted(report["job_ids"]) == expected
+    repeated = ("--status", "failed", "--status", "complete")
+    assert sorted(run_json("cleanup_jobs", "--older-than", "7", *repeated)["job_ids"]) == expected
+    assert list(AnalysisJob.objects.values_list("status", flat=True)) == ["cancelled"]
+
+
 def test_cleanup_deletes_in_batches_and_lists_the_first_ids(organization, monkeypatch):
     monkeypatch.setattr(cleanup_jobs, "BATCH_SIZE", 2)
     monkeypatch.setattr(cleanup_jobs, "LISTED_IDS", 3)
@@ -201,21 +213,31 @@ def test_cleanup_deletes_in_batches_and_lists_the_first_ids(organization, monkey
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--older-than", "0"), "--older-than must be at least 1"),
-        (("--older-than", "-3"), "--older-than must be at least 1"),
-        (("--older-than", "5", "--status", "running"), "running are active"),
-        (("--older-than", "5", "--status", "complete", "--status", "queued"), "queued are active"),
-        (("--older-than", "5", "--status", "done"), "Unknown status 'done'"),
-        (("--older-than", "soon"), "invalid int value"),
-        ((), "--older-than"),
+        (("--older-than", "0"), "argument --older-than: must be at least 1, not 0"),
+        (("--older-than", "-3"), "argument --older-than: must be at least 1, not -3"),
+        (
+            ("--older-than", "5", "--status", "running"),
+            "argument --status: running jobs are active and never deleted; "
+            "choose from cancelled, complete, failed",
+        ),
+        (
+            ("--older-than", "5", "--status", "complete", "--status", "queued"),
+            "argument --status: queued jobs are active",
+        ),
+        (
+            ("--older-than", "5", "--status", "complete", "analyzing"),
+            "argument --status: analyzing jobs are active",
+        ),
+        (("--older-than", "5", "--status", "done"), "argument --status: unknown status 'done'"),
+        (("--older-than", "5", "--status"), "argument --status: expected at least one argument"),
+        (("--older-than", "soon"), "argument --older-than: invalid int value: 'soon'"),
+        ((), "the following arguments are required: --older-than"),
     ],
 )
-def test_cleanup_invalid_arguments_change_nothing(organization, args, message):
+def test_cleanup_invalid_arguments_are_usage_errors_and_change_nothing(organization, args, message):
     aged_job(organization, "complete", age_days=400)
     aged_job(organization, "running", age_days=400)
-    with pytest.raises(CommandError, match=message) as error:
-        run("cleanup_jobs", *args)
-    assert error.value.returncode == 1
+    assert refused("cleanup_jobs", *args, returncode=2).startswith(message)
     assert AnalysisJob.objects.count() == 2
 
 

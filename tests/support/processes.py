@@ -11,26 +11,35 @@ from pathlib import Path
 
 
 class ProcessOutput:
-    """Collects a child's merged stdout/stderr lines; tests wait on a predicate."""
+    """A child's log: the lines of its stderr, where the service logs; tests wait on a predicate.
 
-    def __init__(self, stream) -> None:
+    Its stdout (a command's result, celery's banner) is collected apart in ``stdout``,
+    so that a log line is never looked for, nor found, there.
+    """
+
+    def __init__(self, process: subprocess.Popen) -> None:
         self.lines: list[str] = []
+        self.stdout: list[str] = []
         self._changed = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
-        self._thread.start()
+        for stream, lines, closes in (
+            (process.stderr, self.lines, True),
+            (process.stdout, self.stdout, False),
+        ):
+            threading.Thread(target=self._pump, args=(stream, lines, closes), daemon=True).start()
 
-    def _pump(self, stream) -> None:
+    def _pump(self, stream, lines: list[str], closes: bool) -> None:
         for line in stream:
             with self._changed:
-                self.lines.append(line.rstrip("\n"))
+                lines.append(line.rstrip("\n"))
                 self._changed.notify_all()
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
+        if closes:
+            with self._changed:
+                self._closed = True
+                self._changed.notify_all()
 
     def wait_for(self, predicate: Callable[[str], bool], timeout: float = 30) -> str:
-        """The first line (already seen or still to come) matching ``predicate``."""
+        """The first log line (already seen or still to come) matching ``predicate``."""
         seen = 0
         deadline = time.monotonic() + timeout
         with self._changed:
@@ -45,16 +54,17 @@ class ProcessOutput:
                     raise AssertionError(f"no matching line within {timeout}s:\n" + self.text())
 
     def text(self) -> str:
-        return "\n".join(self.lines[-80:])
+        """The last lines of both streams, for a failure's message."""
+        return "\n".join(["stderr:", *self.lines[-80:], "stdout:", *self.stdout[-20:]])
 
 
 def start_process(
     argv: list[str], *, env: dict[str, str], cwd: Path
 ) -> tuple[subprocess.Popen, ProcessOutput]:
     process = subprocess.Popen(
-        argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    return process, ProcessOutput(process.stdout)
+    return process, ProcessOutput(process)
 
 
 # A worker started by a test runs as in production, logging what the test waits for.

@@ -1,18 +1,31 @@
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from analysis.models import AnalysisEvidence, AnalysisJob, VexDocument
 from analysis.status import TERMINAL, JobStatus
-from reliability.commands import CorrelatedCommand
+from reliability.commands import CorrelatedCommand, at_least
 
 BATCH_SIZE = 500
 LISTED_IDS = 100
+DELETABLE = sorted(status.value for status in TERMINAL)
+
+
+def deletable_status(value: str) -> str:
+    """``--status``: a terminal status; active jobs are never deleted."""
+    if value in DELETABLE:
+        return value
+    if value in JobStatus.values:
+        raise ArgumentTypeError(
+            f"{value} jobs are active and never deleted; choose from {', '.join(DELETABLE)}"
+        )
+    raise ArgumentTypeError(f"unknown status {value!r}; choose from {', '.join(DELETABLE)}")
 
 
 class Command(CorrelatedCommand):
@@ -27,26 +40,26 @@ class Command(CorrelatedCommand):
         super().add_arguments(parser)
         parser.add_argument(
             "--older-than",
-            type=int,
+            type=at_least(int, 1),
             required=True,
             metavar="DAYS",
-            help="finished (or, never finished, created) more than DAYS ago",
+            help="finished (or, never finished, created) more than DAYS ago; at least 1",
         )
         parser.add_argument(
             "--status",
-            action="append",
+            type=deletable_status,
+            nargs="+",
+            action="extend",
             default=[],
-            help="only jobs in this terminal status (repeatable; "
-            "default: complete, failed and cancelled)",
+            metavar="STATUS",
+            help=f"only jobs in these statuses ({', '.join(DELETABLE)}; several values, or the "
+            "option repeated; default: all three)",
         )
         parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        days: int = options["older_than"]
-        if days < 1:
-            raise CommandError("--older-than must be at least 1 (days).")
-        statuses = self._statuses(options["status"])
-        cutoff = timezone.now() - timedelta(days=days)
+        statuses = sorted(set(options["status"])) or DELETABLE
+        cutoff = timezone.now() - timedelta(days=options["older_than"])
         finished_before = Q(completed_at__lt=cutoff) | Q(
             completed_at__isnull=True, created_at__lt=cutoff
         )
@@ -62,20 +75,6 @@ class Command(CorrelatedCommand):
             f"row(s) and {counts['vex_documents']} VEX document(s)"
         )
         self.emit(options, summary, text)
-
-    @staticmethod
-    def _statuses(given: list[str]) -> list[str]:
-        known = {status.value for status in JobStatus}
-        terminal = sorted(status.value for status in TERMINAL)
-        for status in given:
-            if status not in known:
-                raise CommandError(f"Unknown status {status!r}; one of {', '.join(terminal)}.")
-            if status not in TERMINAL:
-                raise CommandError(
-                    f"Jobs that are {status} are active and are never deleted; "
-                    f"--status takes {', '.join(terminal)}."
-                )
-        return sorted(set(given)) if given else terminal
 
     @staticmethod
     def _count(candidates: QuerySet[AnalysisJob]) -> tuple[dict[str, int], list[str]]:

@@ -3,12 +3,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.utils import timezone
 
 from analysis.api_keys import issue_key
 from analysis.models import Organization
-from reliability.commands import CorrelatedCommand
+from reliability.commands import CorrelatedCommand, at_least
+from reliability.exceptions import ResourceNotFoundError
 
 
 class Command(CorrelatedCommand):
@@ -21,29 +22,23 @@ class Command(CorrelatedCommand):
         super().add_arguments(parser)
         parser.add_argument("--organization", required=True, help="organization slug")
         parser.add_argument("--name", required=True, help="what the key is for, e.g. ci-main")
-        parser.add_argument("--expires-in-days", type=int, help="default: never expires")
+        parser.add_argument(
+            "--expires-in-days", type=at_least(int, 1), help="default: never expires"
+        )
         parser.add_argument(
             "--create-organization",
             action="store_true",
             help="create the organization (name = slug) when missing",
         )
         parser.add_argument(
-            "--quota", type=int, help="monthly analysis quota of a newly created organization"
+            "--quota",
+            type=at_least(int, 0),
+            help="monthly analysis quota of a newly created organization",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        slug = options["organization"]
-        organization = Organization.objects.filter(slug=slug).first()
-        if organization is None:
-            if not options["create_organization"]:
-                raise CommandError(
-                    f"No organization {slug!r}; add --create-organization to create it."
-                )
-            extra = {"monthly_analysis_quota": options["quota"]} if options["quota"] else {}
-            organization = Organization.objects.create(name=slug, slug=slug, **extra)
+        organization = self._organization(options)
         days = options["expires_in_days"]
-        if days is not None and days < 1:
-            raise CommandError("--expires-in-days must be at least 1.")
         expires_at = timezone.now() + timedelta(days=days) if days else None
         issued = issue_key(organization, options["name"], expires_at)
         summary = {
@@ -61,3 +56,17 @@ class Command(CorrelatedCommand):
             "Store it now: it cannot be shown again."
         )
         self.emit(options, summary, text)
+
+    @staticmethod
+    def _organization(options: dict[str, Any]) -> Organization:
+        slug = options["organization"]
+        organization = Organization.objects.filter(slug=slug).first()
+        if organization is not None:
+            return organization
+        if not options["create_organization"]:
+            raise ResourceNotFoundError(
+                "Organization", slug, f"No organization {slug!r}; add --create-organization."
+            )
+        quota = options["quota"]
+        extra = {"monthly_analysis_quota": quota} if quota is not None else {}
+        return Organization.objects.create(name=slug, slug=slug, **extra)

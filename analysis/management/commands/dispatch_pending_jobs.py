@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from analysis.dispatch import (
     BROKER_DOWN,
@@ -14,7 +14,8 @@ from analysis.dispatch import (
     publish,
     release,
 )
-from reliability.commands import CorrelatedCommand
+from reliability.commands import CorrelatedCommand, at_least
+from reliability.exceptions import ServiceUnavailableError
 
 
 class Command(CorrelatedCommand):
@@ -28,14 +29,14 @@ class Command(CorrelatedCommand):
         parser.add_argument("--dry-run", action="store_true", help="list, publish nothing")
         parser.add_argument(
             "--lost-after",
-            type=float,
+            type=at_least(float, 0, inclusive=False),
             default=settings.DISPATCH_LOST_AFTER_SECONDS,
             help="publish again jobs published this long ago (seconds) and never started "
             f"(default {settings.DISPATCH_LOST_AFTER_SECONDS:g})",
         )
         parser.add_argument(
             "--grace-seconds",
-            type=float,
+            type=at_least(float, 0),
             default=10.0,
             help="leave jobs updated more recently than this (default 10)",
         )
@@ -63,8 +64,10 @@ class Command(CorrelatedCommand):
         count = len(pending) if options["dry_run"] else len(published)
         lines = [f"{len(pending)} pending job(s); {verb} {count}"]
         lines += [f"  {job_id}" for job_id in (pending if options["dry_run"] else published)]
+        error = None
         if failed:
             lines.append(f"{len(failed)} could not be published (broker unreachable?)")
-        self.emit(options, summary, "\n".join(lines))
-        if failed:
-            raise CommandError(f"{len(failed)} job(s) could not be published", returncode=1)
+            error = ServiceUnavailableError(
+                "broker", "publish failed", f"{len(failed)} job(s) could not be published"
+            )
+        self.emit(options, summary, "\n".join(lines), error=error)

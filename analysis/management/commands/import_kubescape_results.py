@@ -4,7 +4,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
+from rest_framework.exceptions import APIException
 
 from analysis.api.serializers import ImageSerializer, KubescapeDocumentField
 from analysis.imports import import_results
@@ -12,7 +13,11 @@ from analysis.models import AnalysisJob, Organization
 from analysis.results import Evidence, build_for
 from reliability.commands import CorrelatedCommand
 from reliability.documents import Bounds, collector_paused
-from reliability.exceptions import VexxyException
+from reliability.error_mapping import flatten_errors, to_vexxy_exception
+from reliability.exceptions import ResourceNotFoundError, ValidationError
+
+DOCUMENT_OPTIONS = ("full", "relevant", "vex", "sbom")
+IMAGE_OPTIONS = {"image_ref": "--image", "image_digest": "--digest"}
 
 
 def file_bounds(size: int) -> Bounds:
@@ -55,17 +60,14 @@ class Command(CorrelatedCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        organization = Organization.objects.filter(slug=options["organization"]).first()
+        slug = options["organization"]
+        organization = Organization.objects.filter(slug=slug).first()
         if organization is None:
-            raise CommandError(f"No organization {options['organization']!r}.")
-        image = ImageSerializer(
-            data={"image_ref": options["image"], "image_digest": options["digest"]}
-        )
-        if not image.is_valid():
-            raise CommandError(f"Invalid image: {dict(image.errors)}")
+            raise ResourceNotFoundError("Organization", slug, f"No organization {slug!r}.")
+        _check_image(options["image"], options["digest"])
         documents = {
-            key: self._load(options[key]) if options[key] else None
-            for key in ("full", "relevant", "vex", "sbom")
+            key: _load(f"--{key}", options[key]) if options[key] else None
+            for key in DOCUMENT_OPTIONS
         }
         evidence = Evidence(
             documents["full"], documents["relevant"], documents["vex"], documents["sbom"]
@@ -74,17 +76,14 @@ class Command(CorrelatedCommand):
         if options["dry_run"]:
             self._dry_run(options, evidence, completion)
             return
-        try:
-            job = import_results(
-                organization,
-                options["image"],
-                options["digest"],
-                evidence,
-                completion=completion,
-                submitted_by=f"command:{self.request_id}",
-            )
-        except VexxyException as error:
-            raise CommandError(f"{error.error_code}: {error.message}") from None
+        job = import_results(
+            organization,
+            options["image"],
+            options["digest"],
+            evidence,
+            completion=completion,
+            submitted_by=f"command:{self.request_id}",
+        )
         summary = job.summary
         self.emit(
             options,
@@ -100,16 +99,13 @@ class Command(CorrelatedCommand):
         )
 
     def _dry_run(self, options: dict[str, Any], evidence: Evidence, completion: str) -> None:
-        try:
-            unsaved = AnalysisJob(
-                image_ref=options["image"],
-                image_digest=options["digest"],
-                origin=AnalysisJob.Origin.IMPORT,
-            )
-            with collector_paused():
-                summary = build_for(unsaved, evidence.parsed(), completion).summary
-        except VexxyException as error:
-            raise CommandError(f"{error.error_code}: {error.message}") from None
+        unsaved = AnalysisJob(
+            image_ref=options["image"],
+            image_digest=options["digest"],
+            origin=AnalysisJob.Origin.IMPORT,
+        )
+        with collector_paused():
+            summary = build_for(unsaved, evidence.parsed(), completion).summary
         self.emit(
             options,
             {"job_id": None, "summary": summary, "dry_run": True},
@@ -117,15 +113,37 @@ class Command(CorrelatedCommand):
             f"{summary['by_status']['affected']} affected (nothing stored)",
         )
 
-    @staticmethod
-    def _load(path: Path) -> dict[str, Any]:
-        try:
-            content = path.read_bytes()
-        except OSError as error:
-            raise CommandError(f"Cannot read {path}: {error.strerror}") from None
-        try:
-            return KubescapeDocumentField(bounds=file_bounds(len(content))).to_internal_value(
-                content
-            )
-        except Exception as error:
-            raise CommandError(f"{path}: {getattr(error, 'detail', error)}") from None
+
+def _check_image(image_ref: str, digest: str) -> None:
+    image = ImageSerializer(data={"image_ref": image_ref, "image_digest": digest})
+    if image.is_valid():
+        return
+    errors = [
+        {**error, "field": IMAGE_OPTIONS.get(error["field"], error["field"])}
+        for error in flatten_errors(image.errors)
+    ]
+    reasons = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
+    raise ValidationError(f"Invalid image: {reasons}", errors=errors)
+
+
+def _load(option: str, path: Path) -> dict[str, Any]:
+    """The Kubescape object in the file ``option`` names; refused with the option and the path."""
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise _refused(option, f"Cannot read {path}", reason, "unreadable") from None
+    try:
+        return KubescapeDocumentField(bounds=file_bounds(len(content))).to_internal_value(content)
+    except APIException as error:  # DRF's ValidationError, or our 400s for a refused document
+        refused = to_vexxy_exception(error)
+        first = (refused.details.get("errors") or [{}])[0]
+        reason = first.get("message", refused.message)
+        code = first.get("code", refused.error_code.lower())
+        raise _refused(option, str(path), reason, code) from None
+
+
+def _refused(option: str, subject: str, reason: str, code: str) -> ValidationError:
+    return ValidationError(
+        f"{subject}: {reason}", errors=[{"field": option, "code": code, "message": reason}]
+    )

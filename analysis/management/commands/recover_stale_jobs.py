@@ -3,10 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
+from analysis.exceptions import KubernetesError
 from analysis.recovery import recover_stale_jobs
-from reliability.commands import CorrelatedCommand
+from reliability.commands import CorrelatedCommand, at_least
 
 
 class Command(CorrelatedCommand):
@@ -20,15 +21,13 @@ class Command(CorrelatedCommand):
         super().add_arguments(parser)
         parser.add_argument(
             "--stale-after",
-            type=float,
+            type=at_least(float, 0, inclusive=False),
             default=settings.STALE_JOB_SECONDS,
             help=f"seconds (default {settings.STALE_JOB_SECONDS:g})",
         )
         parser.add_argument("--dry-run", action="store_true", help="report, change nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["stale_after"] <= 0:
-            raise CommandError("--stale-after must be positive.")
         report = recover_stale_jobs(options["stale_after"], dry_run=options["dry_run"])
         verb = "would be" if options["dry_run"] else "were"
         lines = [
@@ -41,6 +40,7 @@ class Command(CorrelatedCommand):
             f"  left for the reconciler: {job_id}: {', '.join(items)}"
             for job_id, items in report["cleanup_failures"].items()
         ]
-        self.emit(options, report, "\n".join(lines))
+        error = None
         if report["cleanup_failures"]:
-            raise CommandError("some sandbox objects could not be deleted", returncode=1)
+            error = KubernetesError("delete", "some sandbox objects could not be deleted")
+        self.emit(options, report, "\n".join(lines), error=error)

@@ -4,20 +4,20 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.db import transaction
 
 from analysis import jobs
+from analysis.exceptions import JobNotFoundError
 from analysis.models import AnalysisJob
 from reliability.commands import CorrelatedCommand
-from reliability.exceptions import VexxyException
 
 
 class JobActionCommand(CorrelatedCommand):
     """``<command> JOB_ID [--dry-run] [--json]``: one of :mod:`analysis.jobs`' actions on one job.
 
-    The rules are the API's: a job in the wrong state, or no sandbox for a retry,
-    is refused with the error code and message a client would see; exit status 1.
+    The rules are the API's: an unknown job, a job in the wrong state, or no sandbox
+    for a retry, is refused with the error code and message a client would see.
     """
 
     action: Callable[[AnalysisJob, str], AnalysisJob]
@@ -34,13 +34,10 @@ class JobActionCommand(CorrelatedCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         job = self._job(options["job_id"])
-        try:
-            with transaction.atomic():
-                job = self.action(job, f"command:{self.request_id}")
-                if options["dry_run"]:  # rolled back, with the publish or revoke it queued
-                    transaction.set_rollback(True)
-        except VexxyException as exc:
-            raise CommandError(f"{exc.error_code}: {exc.message}", returncode=1) from exc
+        with transaction.atomic():
+            job = self.action(job, f"command:{self.request_id}")
+            if options["dry_run"]:  # rolled back, with the publish or revoke it queued
+                transaction.set_rollback(True)
         verb = f"would be {self.done}" if options["dry_run"] else self.done
         self.emit(
             options,
@@ -55,7 +52,7 @@ class JobActionCommand(CorrelatedCommand):
         except ValueError:
             job = None
         if job is None:
-            raise CommandError(f"No job {job_id}.", returncode=1)
+            raise JobNotFoundError(job_id, f"No job {job_id}.")
         return job
 
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandError
-
 from reliability.commands import CorrelatedCommand
-from reliability.health import run_checks
+from reliability.exceptions import ServiceUnavailableError
+from reliability.health import HealthReport, run_checks
+from reliability.settings import reliability_settings
 
 
 class Command(CorrelatedCommand):
@@ -19,6 +19,12 @@ class Command(CorrelatedCommand):
             reason = f" - {check['reason']}" if check.get("reason") else ""
             required = "" if check["required"] else " (optional)"
             lines.append(f"  {name:<17} {check['status']}{required}{reason}")
-        self.emit(options, {"status": report.status, "checks": checks}, "\n".join(lines))
-        if report.http_status != 200:
-            raise CommandError(f"unhealthy: {', '.join(report.unhealthy_required)}", returncode=1)
+        summary = {"status": report.status, "checks": checks}
+        self.emit(options, summary, "\n".join(lines), error=_unhealthy(report))
+
+
+def _unhealthy(report: HealthReport) -> ServiceUnavailableError | None:
+    if not report.unhealthy_required:
+        return None
+    reason = f"unhealthy: {', '.join(report.unhealthy_required)}"
+    return ServiceUnavailableError(reliability_settings.SERVICE_NAME, reason, reason)
