@@ -36,7 +36,6 @@ from cyclonedx.model.vulnerability import (
 )
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from analysis.vex.schema import first_duplicate, first_error
@@ -117,6 +116,9 @@ def validate_bom(bom: dict[str, Any]) -> None:
 @cache
 def _validator() -> Any:
     """cyclonedx-python-lib's strict 1.6 validator, with the pairwise keyword taken out."""
+    # Imported when first needed: it imports jsonschema (see analysis.vex.schema.validator).
+    from cyclonedx.validation.json import JsonStrictValidator
+
     stock = JsonStrictValidator(SchemaVersion.V1_6)._validator
     relaxed = copy.deepcopy(stock.schema)
     for name in UNIQUE_LISTS:

@@ -18,12 +18,14 @@ import copy
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator
 
 from reliability.exceptions import InternalServiceError
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 
 def official_schema() -> dict[str, Any]:
@@ -32,7 +34,7 @@ def official_schema() -> dict[str, Any]:
 
 def _relaxed_schema() -> dict[str, Any]:
     schema = official_schema()
-    Draft202012Validator.check_schema(schema)
+    jsonschema_rs.Draft202012Validator(schema)  # raises on a schema that is not one
     relaxed = copy.deepcopy(schema)
     del relaxed["properties"]["statements"]["uniqueItems"]
     return relaxed
@@ -40,6 +42,10 @@ def _relaxed_schema() -> dict[str, Any]:
 
 @cache
 def validator() -> Draft202012Validator:
+    # Imported when first needed: importing jsonschema costs seconds (its format checker
+    # builds an RFC 3987 grammar), which every process and command paid at start-up.
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(_relaxed_schema())
 
 
