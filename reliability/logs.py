@@ -59,11 +59,19 @@ class TextFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         message = record.message
-        record.message = escape_controls(message)
+        record.message = escape_controls(message + _request_line(record))
         try:
             return super().formatMessage(record)
         finally:
             record.message = message
+
+
+def _request_line(record: logging.LogRecord) -> str:
+    """`` GET /path 200 3.2ms`` for a record of a finished request; JSON lines have the fields."""
+    try:
+        return f" {record.method} {record.path} {record.status} {record.duration_ms}ms"
+    except AttributeError:
+        return ""
 
 
 class JsonLineFormatter(JsonFormatter):

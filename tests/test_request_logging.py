@@ -266,3 +266,21 @@ def test_a_non_serialisable_extra_never_breaks_the_line(json_log, value):
     assert_line(line, "INFO", "with an odd extra", "odd-extra")
     assert line["plain"] == 42
     assert "odd" in line
+
+
+@pytest.mark.django_db
+def test_the_text_request_line_says_what_was_asked_and_how_it_went(client):
+    handler, stream = console_handler(json_lines=False)
+    logger = logging.getLogger("reliability.requests")
+    logger.addHandler(handler)
+    try:
+        response = client.get("/api/test/items/1?token=secret", headers={"X-Request-ID": "r-1"})
+    finally:
+        logger.removeHandler(handler)
+
+    (line,) = stream.getvalue().splitlines()
+    duration = response["X-Response-Time"].removesuffix("ms")
+    prefix = "INFO    reliability.requests [r-1] request_finished GET /api/test/items/1 200 "
+    assert prefix in line
+    assert float(line.rsplit(" ", 1)[1].removesuffix("ms")) == pytest.approx(float(duration), 0.1)
+    assert "secret" not in line
