@@ -7,17 +7,31 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
+from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast, Length, Substr
-from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.views.decorators.http import require_POST
+from django_celery_results.admin import GroupResultAdmin, TaskResultAdmin
+from django_celery_results.models import GroupResult, TaskResult
 
 from analysis import api_keys, jobs
 from analysis.api.streaming import column_text, streamed_json
@@ -31,9 +45,18 @@ from analysis.models import (
     VexDocument,
 )
 from analysis.profiles import redacted
+from analysis.report.pages import admin_report, report_response
+from analysis.report.table import Filters
 from analysis.sandbox.reconcile import reconcile_sandboxes
 from analysis.status import JobStatus
 from reliability.exceptions import VexxyException
+
+SERVICE_NAME = "VEXxy Premium Service"
+admin.site.site_header = SERVICE_NAME
+admin.site.site_title = SERVICE_NAME
+admin.site.index_title = "Operations"
+# The job list's columns need the width: the app list is one click away (breadcrumbs, index).
+admin.site.enable_nav_sidebar = False
 
 STATUS_COLOURS = {
     JobStatus.QUEUED: "#6c757d",
@@ -46,7 +69,7 @@ STATUS_COLOURS = {
 
 
 PREVIEW_CHARACTERS = 4096
-PREVIEW_RESULTS = 20
+IMAGE_COLUMN_CHARACTERS = 40  # the job list fits a 1400 px window
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -59,8 +82,11 @@ def pretty_json(value: Any) -> SafeString:
 
 
 def preformatted(text: str) -> SafeString:
+    # Long unbroken tokens (digests, minified JSON) wrap instead of widening the page.
     return format_html(
-        '<pre style="white-space:pre-wrap;max-height:40em;overflow:auto">{}</pre>', text
+        '<pre style="white-space:pre-wrap;overflow-wrap:anywhere;max-width:100%;'
+        'max-height:40em;overflow:auto">{}</pre>',
+        text,
     )
 
 
@@ -85,15 +111,26 @@ def clipped(value: Any, depth: int = 12, width: int = 100) -> Any:
 
 
 def text_preview(text: str | None, total_bytes: int, download_url: str) -> SafeString:
-    """The start of a large JSON text, with a link to all of it."""
+    """The start of a large JSON text, folded away, with a link to all of it."""
     if not text:
         return format_html("<em>{}</em>", "empty")
     more = ""
     if total_bytes > len(text):
         more = f"\n… (first {len(text)} characters of about {total_bytes} bytes)"
     return format_html(
-        '{}<a href="{}">Download all (JSON)</a>', preformatted(text + more), download_url
+        '<details style="max-width:40em"><summary>Preview</summary>{}</details>'
+        '<a href="{}">Download all (JSON)</a>',
+        preformatted(text + more),
+        download_url,
     )
+
+
+def shortened(text: str, length: int) -> str:
+    """``text`` cut in the middle: an image's registry and its tag both stay visible."""
+    if len(text) <= length:
+        return text
+    tail = (length - 1) // 2
+    return text[: length - 1 - tail] + "…" + text[-tail:]
 
 
 def json_head(field: str) -> Substr:
@@ -166,17 +203,17 @@ class AnalysisJobAdmin(admin.ModelAdmin):
         "progress",
         "profile",
         "organization",
-        "image_ref",
+        "image",
         "duration",
-        "error_code",
-        "created_at",
+        "error",
+        "created",
     ]
     list_filter = ["status", "profile", "organization", "created_at", ErrorCodeFilter]
     search_fields = ["id", "image_ref", "image_digest", "request_id"]
     list_select_related = ["organization"]
     date_hierarchy = "created_at"
     inlines = [EvidenceInline]
-    actions = ["cancel_jobs", "retry_jobs", "reconcile_sandboxes"]
+    actions = ["cancel_jobs", "retry_jobs"]
     fieldsets = [
         (
             None,
@@ -224,20 +261,80 @@ class AnalysisJobAdmin(admin.ModelAdmin):
             },
         ),
         ("Error", {"fields": ["error_code", "error_message", "error_details_view"]}),
-        ("Results", {"fields": ["summary_view", "results_view", "execution_profile_view"]}),
+        # The results are the report after the first fieldset (change_form.html).
+        ("Execution profile", {"fields": ["execution_profile_view"], "classes": ["collapse"]}),
     ]
 
     def get_urls(self) -> list[URLPattern]:
-        download = self.admin_site.admin_view(self.download_results)
+        wrap = self.admin_site.admin_view
         return [
-            path("<uuid:object_id>/results.json", download, name="analysis_job_results"),
+            path(
+                "<uuid:object_id>/results.json",
+                wrap(self.download_results),
+                name="analysis_job_results",
+            ),
+            path(
+                "<uuid:object_id>/report.html",
+                wrap(self.download_report),
+                name="analysis_job_report",
+            ),
             path(
                 "evidence/<uuid:evidence_id>/data.json",
-                self.admin_site.admin_view(self.download_evidence),
+                wrap(self.download_evidence),
                 name="analysis_analysisevidence_download",
             ),
+            # admin_view protects it against CSRF; require_POST refuses GET with 405.
+            path("reconcile/", wrap(require_POST(self.reconcile)), name="analysis_job_reconcile"),
             *super().get_urls(),
         ]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: AnalysisJob | None = None,
+    ) -> TemplateResponse:
+        if obj is not None:
+            context["report"] = self.report_context(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def report_context(self, request: HttpRequest, job: AnalysisJob) -> dict[str, Any]:
+        if job.status != JobStatus.COMPLETE:
+            return {"unavailable": f"Results appear when the job is complete; it is {job.status}."}
+        urls = {
+            "results_json": reverse("admin:analysis_job_results", args=[job.pk]),
+            "report": reverse("admin:analysis_job_report", args=[job.pk]),
+        }
+        return admin_report(job, request.GET, urls)
+
+    def download_report(self, request: HttpRequest, object_id: UUID) -> StreamingHttpResponse:
+        """The standalone report (as the API sends it), filtered like the page."""
+        job = get_object_or_404(AnalysisJob.objects.select_related("organization"), pk=object_id)
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        if job.status != JobStatus.COMPLETE:
+            raise Http404("The job is not complete: it has no report.")
+        return report_response(job, Filters.known(request.GET), download=True)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "can_reconcile": self.can_reconcile(request)}
+        return super().changelist_view(request, extra_context)
+
+    def can_reconcile(self, request: HttpRequest) -> bool:
+        # Jobs are view-only here (has_change_permission), so the model permission decides.
+        return request.user.has_perm("analysis.change_analysisjob")
+
+    def reconcile(self, request: HttpRequest) -> HttpResponseRedirect:
+        """Delete orphaned sandbox objects, cluster-wide, like ``manage.py reconcile_sandboxes``."""
+        if not self.can_reconcile(request):
+            raise PermissionDenied
+        self._reconcile(request)
+        return HttpResponseRedirect(reverse("admin:analysis_analysisjob_changelist"))
 
     def download_results(self, request: HttpRequest, object_id: UUID) -> StreamingHttpResponse:
         job = get_object_or_404(AnalysisJob.objects.only("id"), pk=object_id)
@@ -281,6 +378,32 @@ class AnalysisJobAdmin(admin.ModelAdmin):
             job.get_status_display(),
         )
 
+    @admin.display(description="image", ordering="image_ref")
+    def image(self, job: AnalysisJob) -> SafeString:
+        return format_html(
+            '<span title="{}">{}</span>',
+            job.image_ref,
+            shortened(job.image_ref, IMAGE_COLUMN_CHARACTERS),
+        )
+
+    @admin.display(description="error code", ordering="error_code")
+    def error(self, job: AnalysisJob) -> SafeString | str:
+        # May wrap after each underscore: EXTERNAL_SERVICE_ERROR is wider than its column.
+        if not job.error_code:
+            return "-"
+        parts = job.error_code.split("_")
+        return format_html_join(format_html("{}<wbr>", "_"), "{}", ((part,) for part in parts))
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, job: AnalysisJob) -> SafeString:
+        moment = timezone.localtime(job.created_at)
+        return format_html(
+            '<time datetime="{}">{} {}</time>',
+            moment.isoformat(),
+            moment.strftime("%Y-%m-%d"),
+            moment.strftime("%H:%M"),
+        )
+
     @admin.display(description="progress", ordering="progress_percent")
     def progress(self, job: AnalysisJob) -> str:
         return f"{job.progress_percent}%"
@@ -295,7 +418,13 @@ class AnalysisJobAdmin(admin.ModelAdmin):
         if not job.generated_vex_id:
             return "-"
         url = reverse("admin:analysis_vexdocument_change", args=[job.generated_vex_id])
-        return format_html('<a href="{}">{}</a>', url, job.generated_vex_id)
+        download = reverse("admin:analysis_vexdocument_download", args=[job.generated_vex_id])
+        return format_html(
+            '<a href="{}">{}</a> · <a href="{}">Download (OpenVEX JSON)</a>',
+            url,
+            job.generated_vex_id,
+            download,
+        )
 
     @admin.display(description="config")
     def config_view(self, job: AnalysisJob) -> SafeString:
@@ -304,27 +433,6 @@ class AnalysisJobAdmin(admin.ModelAdmin):
     @admin.display(description="error details")
     def error_details_view(self, job: AnalysisJob) -> SafeString:
         return pretty_json(job.error_details)
-
-    @admin.display(description="summary")
-    def summary_view(self, job: AnalysisJob) -> SafeString:
-        return pretty_json(job.summary)
-
-    @admin.display(description="reachability results")
-    def results_view(self, job: AnalysisJob) -> SafeString:
-        first = list(job.results.values_list("data", flat=True)[: PREVIEW_RESULTS + 1])
-        if not first:
-            return format_html("<em>{}</em>", "empty")
-        url = reverse("admin:analysis_job_results", args=[job.pk])
-        if len(first) <= PREVIEW_RESULTS:
-            return format_html('{}<a href="{}">Download (JSON)</a>', pretty_json(first), url)
-        total = job.results.count()
-        return format_html(
-            '{}<p>The first {} of {} results.</p><a href="{}">Download all (JSON)</a>',
-            pretty_json(first[:PREVIEW_RESULTS]),
-            PREVIEW_RESULTS,
-            total,
-            url,
-        )
 
     @admin.display(description="execution profile")
     def execution_profile_view(self, job: AnalysisJob) -> SafeString:
@@ -338,13 +446,9 @@ class AnalysisJobAdmin(admin.ModelAdmin):
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._apply(request, queryset, jobs.retry, "requeued")
 
-    @admin.action(description="Reconcile sandboxes (delete objects of finished or lost jobs)")
-    def reconcile_sandboxes(self, request: HttpRequest, queryset: QuerySet) -> None:
-        # Cluster-wide, like the command: what is orphaned does not depend on the selection.
+    def _reconcile(self, request: HttpRequest) -> None:
         if not settings.SANDBOX_ENABLED:
-            self.message_user(
-                request, "The sandbox is disabled: nothing to reconcile.", messages.WARNING
-            )
+            self.message_user(request, "Sandbox disabled: nothing to reconcile.", messages.WARNING)
             return
         try:
             report = reconcile_sandboxes()
@@ -410,6 +514,13 @@ class VexDocumentAdmin(admin.ModelAdmin):
         return text_preview(head, size, url)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The job's results name it (generated_vex_id): it goes only with its job.
         return False
 
 
@@ -503,3 +614,40 @@ class MonthlyUsageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # What was counted against the quota; an organization's quota is changed on it instead.
+        return False
+
+
+# --- other apps' records: listed and viewed, never edited ----------------------------------------
+
+
+class ViewOnly:
+    """Mixed into an admin that shows every field read-only: no Add, no Save."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def view_only(model: type[models.Model], model_admin: type[admin.ModelAdmin]) -> None:
+    """Register ``model`` again, view-only. Deleting stays: deleting an axes attempt lifts a
+    lockout, and task results may be pruned."""
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+        admin.site.register(
+            model, type(f"ViewOnly{model_admin.__name__}", (ViewOnly, model_admin), {})
+        )
+
+
+view_only(TaskResult, TaskResultAdmin)
+view_only(GroupResult, GroupResultAdmin)
+view_only(AccessAttempt, AccessAttemptAdmin)
+view_only(AccessLog, AccessLogAdmin)
+view_only(AccessFailureLog, AccessFailureLogAdmin)

@@ -8,10 +8,17 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
+from axes.models import AccessAttempt
+from django.contrib import admin
+from django.contrib.admin.templatetags.admin_urls import admin_urlname
+from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.auth.models import Permission, User
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django_celery_results.models import TaskResult
 
 from analysis.api_keys import hash_secret, issue_key, verify_key
 from analysis.models import AnalysisEvidence, AnalysisJob, ApiKey, MonthlyUsage, VexDocument
@@ -107,11 +114,28 @@ def test_job_list_shows_an_operators_columns(admin_client, organization):
     assert cell(html, job, "progress") == "40%"
     assert cell(html, job, "profile") == "Comprehensive"
     assert cell(html, job, "organization") == "acme"
-    assert cell(html, job, "image_ref") == "ghcr.io/acme/api:2.1"
+    assert (
+        cell(html, job, "image") == '<span title="ghcr.io/acme/api:2.1">ghcr.io/acme/api:2.1</span>'
+    )
     assert cell(html, job, "duration") == "1m 05s"
-    assert cell(html, job, "error_code") == "SANDBOX_ERROR"
+    assert cell(html, job, "error") == "SANDBOX_<wbr>ERROR"  # may wrap after the underscore
+    moment = timezone.localtime(job.created_at)
+    assert cell(html, job, "created") == (
+        f'<time datetime="{moment.isoformat()}">{moment:%Y-%m-%d %H:%M}</time>'
+    )
     assert (cell(html, waiting, "progress"), cell(html, waiting, "duration")) == ("0%", "-")
+    assert cell(html, waiting, "error") == "-"
     assert cell(html, waiting, "status_badge") == BADGE.format("#6c757d", "Queued")
+
+
+def test_a_long_image_reference_is_shortened_with_the_whole_in_its_title(
+    admin_client, organization
+):
+    reference = "registry.example.com:5000/platform/team-a/services/payments-api:2024.11.30-rc.1"
+    job = admin_job(organization, image_ref=reference)
+    shown = cell(page(admin_client, JOBS), job, "image")
+    assert shown == (f'<span title="{reference}">registry.example.com…api:2024.11.30-rc.1</span>')
+    assert len(unescape(re.sub("<[^>]+>", "", shown))) == 40
 
 
 def test_every_status_has_its_own_badge_colour(admin_client, organization):
@@ -300,13 +324,15 @@ def test_job_detail_pretty_prints_json_and_redacts_environment(admin_client, fin
     html = change_page(admin_client, finished_job)
     blocks = [unescape(block) for block in PRE.findall(html)]
     for value in (
-        finished_job.summary,
-        [RESULT],
         finished_job.error_details,
         {"analysis_duration": 300, "environment": {"DB_PASSWORD": "[REDACTED]"}},
     ):
         assert json.dumps(value, indent=2, sort_keys=True) in blocks
     assert "hunter2-secret" not in html
+    # summary and results are the report (tests/test_report.py), not JSON
+    for value in (finished_job.summary, [RESULT]):
+        assert json.dumps(value, indent=2, sort_keys=True) not in blocks
+    assert '<section class="module vexxy-report" id="report"' in html
 
 
 def test_job_detail_lists_evidence_and_links_the_vex(admin_client, finished_job):
@@ -322,12 +348,16 @@ def test_job_detail_lists_evidence_and_links_the_vex(admin_client, finished_job)
     }
     assert shown == {("sbom", "e" * 64, "2048"), ("runtime_trace", "f" * 64, "777")}
     vex_url = reverse("admin:analysis_vexdocument_change", args=[finished_job.generated_vex_id])
-    assert f'<a href="{vex_url}">{finished_job.generated_vex_id}</a>' in html
+    download = reverse("admin:analysis_vexdocument_download", args=[finished_job.generated_vex_id])
+    assert (
+        f'<a href="{vex_url}">{finished_job.generated_vex_id}</a> · '
+        f'<a href="{download}">Download (OpenVEX JSON)</a>'
+    ) in html
     assert page(admin_client, vex_url)
 
 
 def test_a_large_job_page_shows_a_bounded_slice_and_links_the_rest(admin_client, organization):
-    """A 1000-result job with a 200 KB evidence document: the page holds 20 results, 4 KB."""
+    """A 1000-result job with a 200 KB evidence document: the page holds 100 results, 4 KB."""
     job = admin_job(organization, status=JobStatus.COMPLETE, summary={"total": 1000})
     store_results(job, [result(index) for index in range(1000)])
     big = {"matches": [{"id": f"m-{index}", "text": "x" * 200} for index in range(1000)]}
@@ -337,10 +367,12 @@ def test_a_large_job_page_shows_a_bounded_slice_and_links_the_rest(admin_client,
 
     html = change_page(admin_client, job)
 
-    assert "CVE-2024-00019" in html
-    assert "CVE-2024-00020" not in html
-    assert "The first 20 of 1000 results." in html
-    assert len(html) < 60_000
+    assert ">CVE-2024-00099</a>" in html
+    assert "CVE-2024-00100" not in html
+    assert "Results 1\N{EN DASH}100 of 1000, most severe first." in html
+    assert "page 1 of 10" in html
+    assert "first 4096 characters" in html
+    assert len(html) < 150_000
     results_url = reverse("admin:analysis_job_results", args=[job.pk])
     evidence_url = reverse("admin:analysis_analysisevidence_download", args=[evidence.pk])
     assert f'href="{results_url}"' in html
@@ -574,34 +606,192 @@ def produced(organization):
 
 
 @pytest.mark.parametrize(
-    ("model", "shows"),
-    [("vexdocument", "not_affected"), ("monthlyusage", "12"), ("analysisjob", "Complete")],
+    ("model", "shows", "selectable"),
+    [
+        # no action applies to VEX documents or usage (they cannot be deleted): no checkboxes
+        ("vexdocument", "not_affected", 0),
+        ("monthlyusage", "12", 0),
+        ("analysisjob", "Complete", 1),
+    ],
 )
-def test_generated_records_are_listed_but_not_added_by_hand(admin_client, produced, model, shows):
+def test_generated_records_are_listed_but_not_added_by_hand(
+    admin_client, produced, model, shows, selectable
+):
     html = page(admin_client, reverse(f"admin:analysis_{model}_changelist"))
-    assert html.count('class="action-select"') == 1
+    assert html.count('class="action-select"') == selectable
     assert shows in html
     add_url = reverse(f"admin:analysis_{model}_add")
     assert add_url not in html
     assert admin_client.get(add_url).status_code == 403
 
 
-def test_reconcile_action_removes_orphaned_sandbox_objects(
+SAVE_BUTTONS = re.compile(r'name="_(save|continue|addanother|saveasnew)"')
+
+
+@pytest.mark.parametrize("model", ["vexdocument", "monthlyusage", "analysisjob"])
+def test_read_only_pages_offer_no_save_and_refuse_a_post(admin_client, produced, model):
+    obj = {
+        "vexdocument": VexDocument,
+        "monthlyusage": MonthlyUsage,
+        "analysisjob": AnalysisJob,
+    }[model].objects.get()
+    html = change_page(admin_client, obj)
+    assert SAVE_BUTTONS.findall(html) == []
+    assert "Close" in html
+    url = reverse(f"admin:analysis_{model}_change", args=[obj.pk])
+    assert admin_client.post(url, {"_save": "Save", "analyses": 0}).status_code == 403
+
+
+def test_every_admin_that_can_save_has_a_field_to_edit(rf, admin_user):
+    request = rf.get("/admin/")
+    request.user = admin_user
+    for model, model_admin in admin.site._registry.items():
+        if not model_admin.has_change_permission(request):
+            continue
+        fields = set(flatten_fieldsets(model_admin.get_fieldsets(request)))
+        assert fields - set(model_admin.get_readonly_fields(request)), model._meta.label
+
+
+def test_other_apps_records_are_view_only(admin_client, organization):
+    attempt = AccessAttempt.objects.create(
+        username="mallory", ip_address="203.0.113.9", failures_since_start=3, path_info="/"
+    )
+    task = TaskResult.objects.create(task_id="t-1", task_name="analysis.run", status="SUCCESS")
+    for obj in (attempt, task):
+        html = page(admin_client, reverse(admin_urlname(obj._meta, "change"), args=[obj.pk]))
+        assert SAVE_BUTTONS.findall(html) == []
+        assert admin_client.get(reverse(admin_urlname(obj._meta, "add"))).status_code == 403
+    # deleting an attempt is how an operator lifts a lockout: still offered
+    delete = reverse(admin_urlname(attempt._meta, "delete"), args=[attempt.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not AccessAttempt.objects.exists()
+
+
+@pytest.mark.parametrize("model", ["organization", "apikey"])
+def test_editable_pages_keep_their_save_buttons(admin_client, organization, model):
+    obj = organization if model == "organization" else issue_key(organization, "ci").api_key
+    assert "save" in SAVE_BUTTONS.findall(change_page(admin_client, obj))
+
+
+def test_a_vex_document_goes_only_with_its_job(admin_client, finished_job):
+    vex = VexDocument.objects.get(pk=finished_job.generated_vex_id)
+    html = change_page(admin_client, vex)
+    delete_url = reverse("admin:analysis_vexdocument_delete", args=[vex.pk])
+    assert delete_url not in html
+    assert admin_client.get(delete_url).status_code == 403
+    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
+    changelist = reverse("admin:analysis_vexdocument_changelist")
+    refused = admin_client.post(
+        changelist, {"action": "delete_selected", "_selected_action": [str(vex.pk)], "post": "yes"}
+    )
+    assert refused.status_code in (200, 302)
+    assert VexDocument.objects.filter(pk=vex.pk).exists()
+    # it is reached from its job, and leads back to it
+    job_url = reverse("admin:analysis_analysisjob_change", args=[finished_job.pk])
+    assert f'href="{job_url}"' in html
+    assert f'href="{reverse("admin:analysis_vexdocument_change", args=[vex.pk])}"' in (
+        change_page(admin_client, finished_job)
+    )
+
+
+RECONCILE = reverse("admin:analysis_job_reconcile")
+
+
+def test_reconcile_removes_orphaned_sandbox_objects_cluster_wide(
     admin_client, organization, sandbox_ready
 ):
     done = admin_job(organization, status=JobStatus.COMPLETE, config=normalize_config("custom", {}))
     sandbox_ready.put(
         "apps/v1/deployments", manifests.deployment(done, namespace="vexxy-sandbox", resources={})
     )
-    shown = run_action(admin_client, JOBS, "reconcile_sandboxes", done)
-    assert shown == [("success", "Deleted 1 orphaned sandbox object(s).")]
+    response = admin_client.post(RECONCILE)
+    assert (response.status_code, response["Location"]) == (302, JOBS)
+    assert shown_messages(admin_client.get(JOBS)) == [
+        ("success", "Deleted 1 orphaned sandbox object(s).")
+    ]
     assert (
         sandbox_ready.get("apps/v1/deployments", manifests.sandbox_name(done.pk), "vexxy-sandbox")
         is None
     )
 
 
-def test_reconcile_action_without_a_sandbox_says_so(admin_client, organization, settings):
-    settings.SANDBOX_ENABLED = False
-    shown = run_action(admin_client, JOBS, "reconcile_sandboxes", admin_job(organization))
-    assert shown == [("warning", "The sandbox is disabled: nothing to reconcile.")]
+@pytest.mark.usefixtures("sandbox_disabled")
+def test_reconcile_without_a_sandbox_says_so(admin_client):
+    shown = shown_messages(admin_client.post(RECONCILE, follow=True))
+    assert shown == [("warning", "Sandbox disabled: nothing to reconcile.")]
+
+
+def test_reconcile_is_a_button_on_the_job_list_not_an_action(admin_client):
+    html = page(admin_client, JOBS)
+    (form,) = re.findall(r'<ul class="object-tools">.*?</ul>', html, re.S)
+    assert f'<form method="post" action="{RECONCILE}">' in form
+    assert 'name="csrfmiddlewaretoken"' in form
+    assert ">Reconcile sandboxes</button>" in form
+    assert 'value="reconcile_sandboxes"' not in html  # no longer in the actions menu
+
+
+def test_reconcile_refuses_get(admin_client):
+    assert admin_client.get(RECONCILE).status_code == 405
+
+
+@pytest.mark.usefixtures("sandbox_disabled")
+def test_reconcile_needs_the_csrf_token(admin_user):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(admin_user)
+    assert strict.post(RECONCILE).status_code == 403
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page(strict, JOBS)).group(1)
+    response = strict.post(RECONCILE, {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+
+
+@pytest.mark.usefixtures("sandbox_disabled")
+def test_reconcile_needs_permission_to_change_jobs(client, settings):
+    viewer = User.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_analysisjob"))
+    client.force_login(viewer)
+    assert "Reconcile sandboxes" not in page(client, JOBS)
+    assert client.post(RECONCILE).status_code == 403
+
+    viewer.user_permissions.add(Permission.objects.get(codename="change_analysisjob"))
+    viewer = User.objects.get(pk=viewer.pk)  # permissions are cached on the instance
+    client.force_login(viewer)
+    assert "Reconcile sandboxes" in page(client, JOBS)
+    assert shown_messages(client.post(RECONCILE, follow=True)) == [
+        ("warning", "Sandbox disabled: nothing to reconcile.")
+    ]
+
+
+def test_reconcile_needs_an_admin_login(client):
+    response = client.post(RECONCILE)
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+# --- the admin names the service --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", [reverse("admin:index"), JOBS])
+def test_header_and_title_name_the_service(admin_client, url):
+    html = page(admin_client, url)
+    assert '<a href="/admin/">VEXxy Premium Service</a>' in html
+    assert re.search(r"<title>[^<]*\| VEXxy Premium Service</title>", html)
+    assert "Django administration" not in html
+    assert "Django site admin" not in html
+
+
+def test_the_login_page_names_the_service(client):
+    html = page(client, reverse("admin:login"))
+    assert "VEXxy Premium Service" in html
+    assert "Django administration" not in html
+
+
+# --- the evidence does not widen the page -----------------------------------------------------
+
+
+def test_evidence_previews_are_folded_and_wrap(admin_client, finished_job):
+    html = change_page(admin_client, finished_job)
+    rows = [row for row in html.split("<tr") if 'class="field-data_view"' in row]
+    assert len(rows) == 2
+    for row in rows:
+        assert '<details style="max-width:40em"><summary>Preview</summary><pre' in row
+        assert "overflow-wrap:anywhere" in row

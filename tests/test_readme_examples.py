@@ -108,6 +108,7 @@ EXPECTED = [
     Expected("DELETE", "/analysis/{id}", 409, "INVALID_JOB_STATE"),
     Expected("POST", "/analysis/{id}/retry", 409, "INVALID_JOB_STATE"),
     Expected("GET", "/analysis/{id}/evidence", 200),
+    Expected("GET", "/analysis/{id}/report", 200),
     Expected("GET", "/vex/{vex_id}", 200),
     Expected("GET", "/vex/{vex_id}", 200),
     Expected("GET", "/vex/{vex_id}", 200),
@@ -208,6 +209,7 @@ def test_the_api_examples_do_what_the_readme_says(child_env, tmp_path):
         f"vex-{vex_id}.cdx.json",
         "vex.json",
         "vex.cdx.json",
+        f"report-{job['job_id']}.html",
     }
     assert_openvex(here / f"vex-{vex_id}.json", vex_id)
     assert_openvex(here / "vex.json", vex_id)

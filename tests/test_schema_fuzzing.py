@@ -44,12 +44,19 @@ VALID_ALSO_GETS = {
     "analysis_status": ["404"],
     "analysis_evidence": ["404"],
     "analysis_results": ["400", "404", "409"],
+    "analysis_report": ["400", "404", "409"],
     "analysis_cancel": ["404", "409"],
     "analysis_retry": ["404", "409"],
     "vex_retrieve": ["404"],
     "analysis_import": ["400"],
 }
-JOB_READS = ["analysis_retrieve", "analysis_status", "analysis_evidence", "analysis_results"]
+JOB_READS = [
+    "analysis_retrieve",
+    "analysis_status",
+    "analysis_evidence",
+    "analysis_results",
+    "analysis_report",
+]
 
 CONFIG = """\
 seed = {seed}

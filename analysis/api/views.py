@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.parsers import MultiPartParser
+from rest_framework.renderers import StaticHTMLRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -36,6 +37,8 @@ from analysis.api.streaming import column_text, streamed_json
 from analysis.exceptions import InvalidJobStateError, JobNotFoundError
 from analysis.imports import document_bounds, import_results
 from analysis.models import AnalysisJob, Organization, VexDocument
+from analysis.report.pages import report_response
+from analysis.report.table import Filters
 from analysis.results import Evidence
 from analysis.status import JobStatus
 from analysis.uuids import parse_uuid
@@ -214,6 +217,41 @@ class JobResultsView(OrganizationScoped, APIView):
             reachability_results=[result.data for result in page or ()],
         )
         return Response(body)
+
+
+class ReportOptions(ResultFilters):
+    download = serializers.BooleanField(
+        required=False, help_text="Send as an attachment, report-<id>.html."
+    )
+
+
+class JobReportView(OrganizationScoped, APIView):
+    # Errors are still the JSON envelope (the exception handler answers them, not a renderer).
+    renderer_classes = [StaticHTMLRenderer]
+
+    @extend_schema(
+        operation_id="analysis_report",
+        parameters=[ReportOptions],
+        responses={
+            (200, "text/html"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="One self-contained HTML page (inline CSS and SVG, no script): the "
+                "summary, a severity-by-status chart and every result the filters keep, most "
+                "severe first.",
+            ),
+            **errors(400, 404, 409),
+        },
+        summary="A readable report of a complete job's results, as one HTML file",
+    )
+    def get(self, request: Request, job_id: str) -> StreamingHttpResponse:
+        job = self.get_job(job_id, with_outcome=True)
+        if job.status != JobStatus.COMPLETE:
+            raise InvalidJobStateError(job.pk, job.status, JobStatus.COMPLETE.value)
+        options = ReportOptions(data=request.query_params.dict())
+        options.is_valid(raise_exception=True)
+        data = options.validated_data
+        filters = Filters(status=data.get("status"), severity=data.get("severity"))
+        return report_response(job, filters, download=data.get("download", False))
 
 
 class JobRetryView(OrganizationScoped, APIView):
