@@ -431,9 +431,10 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def use_the_vex_commands() -> list[str]:
     """The shell lines of the README's "Use the VEX" section, continuations joined."""
     section = README.read_text().split("\n## Use the VEX\n", 1)[1].split("\n## ", 1)[0]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    blocks = [part.split("```", 1)[0] for part in section.split("```sh\n")[1:]]
     return [
         line
+        for block in blocks
         for line in block.replace("\\\n", " ").splitlines()
         if line.strip() and not line.startswith("#")
     ]
