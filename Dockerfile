@@ -1,7 +1,11 @@
 # syntax=docker/dockerfile:1
 
+# One pinned base for both stages: a rebuild gets the same Python and Debian. To update,
+# change the patch version here (the official image's tags: python:3.11.N-slim-trixie).
+ARG PYTHON_IMAGE=python:3.11.14-slim-trixie
+
 # -- build: a virtualenv with the dependencies only --------------------------------
-FROM python:3.11-slim AS build
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -13,7 +17,7 @@ COPY analysis ./analysis
 RUN pip install . && pip uninstall -y vexxy-premium
 
 # -- runtime ------------------------------------------------------------------------------
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin vexxy
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
@@ -34,8 +38,11 @@ RUN SECRET_KEY=collectstatic-only-not-a-real-secret-0123456789 ALLOWED_HOSTS=bui
  && mkdir -p /app/var && chown vexxy /app/var
 USER 10001
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:8000/livez', headers={'Host': 'localhost'}), timeout=4)"]
+# One check for each role, told apart by PID 1's command (or VEXXY_ROLE=web|worker|beat):
+# web GET /livez; worker a recent heartbeat in the shared cache; beat a recent write of its
+# schedule file. See vexxy/container_health.py; it also serves as a Kubernetes exec probe.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+  CMD ["python", "-m", "vexxy.container_health"]
 # Worker: docker run IMAGE celery -A vexxy worker; beat: docker run IMAGE celery -A vexxy beat
 # Sync workers, WEB_CONCURRENCY of them (default 2 per core + 1): see gunicorn.conf.py.
 CMD ["gunicorn", "vexxy.wsgi", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000"]

@@ -16,3 +16,6 @@ workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count() 
 worker_class = "sync"
 threads = 1
 timeout = 60
+# gunicorn 27's control socket (gunicornc) defaults to one path per user, shared by every
+# gunicorn that user runs; nothing here uses it, and a read-only root has no home to put it in.
+control_socket_disable = True

@@ -35,20 +35,22 @@ class Heartbeat:
 
 
 def record_heartbeat(worker: str, at: float | None = None) -> None:
+    """The newest of any worker (for /health) and this worker's own (for its container)."""
+    record = {"worker": worker, "at": time.time() if at is None else at}
     try:
-        cache.set(
-            HEARTBEAT_KEY,
-            {"worker": worker, "at": time.time() if at is None else at},
-            RECORD_SECONDS,
-        )
+        cache.set_many({HEARTBEAT_KEY: record, _key_of(worker): record}, RECORD_SECONDS)
     except Exception:  # a worker must not stop beating because the cache hiccuped
         logger.warning("Could not record the worker heartbeat", exc_info=True)
 
 
-def last_heartbeat() -> Heartbeat | None:
-    """The newest heartbeat of any worker; ``None`` when none was ever recorded."""
-    record = cache.get(HEARTBEAT_KEY)
+def last_heartbeat(worker: str | None = None) -> Heartbeat | None:
+    """The newest heartbeat of ``worker``, or of any; ``None`` when none was recorded."""
+    record = cache.get(HEARTBEAT_KEY if worker is None else _key_of(worker))
     return None if record is None else Heartbeat(record["worker"], record["at"])
+
+
+def _key_of(worker: str) -> str:
+    return f"{HEARTBEAT_KEY}:{worker}"
 
 
 def connect_receivers() -> None:
