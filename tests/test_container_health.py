@@ -24,8 +24,8 @@ from celery.schedules import crontab, schedule
 
 from tests.conftest import free_port
 from tests.support.live_server import stop
-from tests.support.make_run import Lines, local_env, wait_until
-from tests.support.processes import WORKER_ENV, start_celery_worker
+from tests.support.make_run import local_env, wait_until
+from tests.support.processes import WORKER_ENV, Lines, start_celery_worker
 from vexxy.container_health import (
     beat_max_age,
     beat_schedule,

@@ -25,7 +25,6 @@ from tests.conftest import free_port
 from tests.support.make_run import (
     REPO,
     VENV_BIN,
-    Lines,
     Started,
     Terminal,
     alive,
@@ -36,6 +35,7 @@ from tests.support.make_run import (
     start_tee,
     wait_until,
 )
+from tests.support.processes import Lines
 from vexxy import ports
 from vexxy.run_local import read_procfile
 

@@ -74,6 +74,13 @@ class OrganizationScoped:
             raise JobNotFoundError(job_id)
         return job
 
+    def get_complete_job(self, job_id: str) -> AnalysisJob:
+        """The caller's job with its outcome; 409 unless it is complete."""
+        job = self.get_job(job_id, with_outcome=True)
+        if job.status != JobStatus.COMPLETE:
+            raise InvalidJobStateError(job.pk, job.status, JobStatus.COMPLETE.value)
+        return job
+
 
 # The two reads every client polls: their SQL is compiled once per connection.
 JOB_LOOKUP = PreparedLookup(AnalysisJob, JobSerializer.columns(), ("organization_id", "pk"))
@@ -203,9 +210,7 @@ class JobResultsView(OrganizationScoped, APIView):
         summary="Reachability results of a complete job, a page at a time, with its summary",
     )
     def get(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id, with_outcome=True)
-        if job.status != JobStatus.COMPLETE:
-            raise InvalidJobStateError(job.pk, job.status, JobStatus.COMPLETE.value)
+        job = self.get_complete_job(job_id)
         filters = ResultFilters(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         paginator = ResultCursorPagination()
@@ -244,9 +249,7 @@ class JobReportView(OrganizationScoped, APIView):
         summary="A readable report of a complete job's results, as one HTML file",
     )
     def get(self, request: Request, job_id: str) -> StreamingHttpResponse:
-        job = self.get_job(job_id, with_outcome=True)
-        if job.status != JobStatus.COMPLETE:
-            raise InvalidJobStateError(job.pk, job.status, JobStatus.COMPLETE.value)
+        job = self.get_complete_job(job_id)
         options = ReportOptions(data=request.query_params.dict())
         options.is_valid(raise_exception=True)
         data = options.validated_data

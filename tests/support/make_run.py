@@ -1,7 +1,7 @@
 """``make run``'s supervisor (vexxy/run_local.py) started by tests, and what it reports.
 
 Its output is one stream of prefixed lines (stdout and stderr of every child merged), read
-here by ``Lines`` rather than tests/support/processes.py, which splits a child's streams.
+by ``Lines`` (tests/support/processes.py).
 
 The supervisor prints "started NAME (pid N)" for each child and then, as it reaps it,
 "NAME (pid N) exited with status S" or "... was killed by SIGNAME": its own ``waitpid``
@@ -20,9 +20,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
+
+from tests.support.processes import Lines
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -39,43 +41,6 @@ NOT_INHERITED = (
     "MFLAGS",
     "MAKELEVEL",
 )
-
-
-class Lines:
-    """The lines read from a stream by a thread; tests wait on a predicate, not a sleep."""
-
-    def __init__(self, stream: Iterable[str]) -> None:
-        self.lines: list[str] = []
-        self.closed = threading.Event()  # set once the stream ended and every line is stored
-        self._changed = threading.Condition()
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream: Iterable[str]) -> None:
-        for line in stream:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self.closed.set()
-            self._changed.notify_all()
-
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 30) -> str:
-        """The first line, already read or still to come, that matches ``predicate``."""
-        seen = 0
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.lines[seen:]:
-                    if predicate(line):
-                        return line
-                seen = len(self.lines)
-                if self.closed.is_set():
-                    raise AssertionError("the stream ended first:\n" + self.text())
-                if not self._changed.wait(max(0.0, deadline - time.monotonic())):
-                    raise AssertionError(f"no matching line within {timeout} s:\n" + self.text())
-
-    def text(self) -> str:
-        return "\n".join(self.lines[-80:])
 
 
 def local_env(data_dir: Path, **extra: str) -> dict[str, str]:

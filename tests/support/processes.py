@@ -6,8 +6,51 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+
+class Lines:
+    """The lines read from a stream by a thread; tests wait on a predicate, not a sleep."""
+
+    def __init__(self, stream: Iterable[str]) -> None:
+        self.lines: list[str] = []
+        self.closed = threading.Event()  # set once the stream ended and every line is stored
+        self._changed = threading.Condition()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: Iterable[str]) -> None:
+        for line in stream:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self.closed.set()
+            self._changed.notify_all()
+
+    def wait_for(
+        self,
+        predicate: Callable[[str], bool],
+        timeout: float = 30,
+        explain: Callable[[], str] | None = None,
+    ) -> str:
+        """The first line, already read or still to come, that matches ``predicate``."""
+        explain = explain or self.text
+        seen = 0
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines[seen:]:
+                    if predicate(line):
+                        return line
+                seen = len(self.lines)
+                if self.closed.is_set():
+                    raise AssertionError("the stream ended first:\n" + explain())
+                if not self._changed.wait(max(0.0, deadline - time.monotonic())):
+                    raise AssertionError(f"no matching line within {timeout} s:\n" + explain())
+
+    def text(self) -> str:
+        return "\n".join(self.lines[-80:])
 
 
 class ProcessOutput:
@@ -18,40 +61,20 @@ class ProcessOutput:
     """
 
     def __init__(self, process: subprocess.Popen) -> None:
-        self.lines: list[str] = []
-        self.stdout: list[str] = []
-        self._changed = threading.Condition()
-        self._closed = False
-        for stream, lines, closes in (
-            (process.stderr, self.lines, True),
-            (process.stdout, self.stdout, False),
-        ):
-            threading.Thread(target=self._pump, args=(stream, lines, closes), daemon=True).start()
+        self._log = Lines(process.stderr)
+        self._out = Lines(process.stdout)
 
-    def _pump(self, stream, lines: list[str], closes: bool) -> None:
-        for line in stream:
-            with self._changed:
-                lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        if closes:
-            with self._changed:
-                self._closed = True
-                self._changed.notify_all()
+    @property
+    def lines(self) -> list[str]:
+        return self._log.lines
+
+    @property
+    def stdout(self) -> list[str]:
+        return self._out.lines
 
     def wait_for(self, predicate: Callable[[str], bool], timeout: float = 30) -> str:
         """The first log line (already seen or still to come) matching ``predicate``."""
-        seen = 0
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.lines[seen:]:
-                    if predicate(line):
-                        return line
-                seen = len(self.lines)
-                if self._closed:
-                    raise AssertionError("process exited first:\n" + self.text())
-                if not self._changed.wait(max(0.0, deadline - time.monotonic())):
-                    raise AssertionError(f"no matching line within {timeout}s:\n" + self.text())
+        return self._log.wait_for(predicate, timeout, explain=self.text)
 
     def text(self) -> str:
         """The last lines of both streams, for a failure's message."""
