@@ -79,8 +79,13 @@ def test_the_role_is_read_from_the_command_line(argv, role):
 def idle_pid():
     """A process of no role of ours: ``python -c ...``."""
     process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+        [sys.executable, "-c", "import sys; print(1, flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    # Until it has exec'd, /proc shows the parent's command line, or none.
+    assert process.stdout.readline() == "1\n"
     yield process.pid
     process.stdin.close()
     process.wait(timeout=30)
