@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from tempfile import mkdtemp
 
 import pytest
 
@@ -41,6 +42,8 @@ from tests.support.readme import (
 TEXT = README.read_text()
 MARKDOWN = shell_blocks(TEXT)
 BENCHMARKS = "Benchmarks"
+# Run on the log the API examples leave behind, once they have run.
+LOG_QUERIES = "Log queries"
 
 # The blocks that are not run (by their first line), and the word each reason must give.
 NOT_RUN = {
@@ -62,6 +65,10 @@ def blocks(*, run: bool, section: str | None = None, not_section: str | None = N
     ]
 
 
+def api_examples() -> list[Block]:
+    return [b for b in blocks(run=True) if b.section not in (BENCHMARKS, LOG_QUERIES)]
+
+
 def test_every_sh_block_is_run_or_says_why_not():
     assert MARKDOWN.blocks, "no ```sh block found in README.md"
     assert MARKDOWN.stray_markers == [], "example markers not right above an sh block"
@@ -81,7 +88,8 @@ def test_every_sh_block_is_run_or_says_why_not():
             assert address == f"http://127.0.0.1:{README_PORT}", (block.line, address)
     # Every block that runs is run by one of the two tests below.
     assert blocks(run=True, section=BENCHMARKS), "the quick benchmarks are no longer run"
-    assert blocks(run=True, not_section=BENCHMARKS)
+    assert api_examples()
+    assert blocks(run=True, section=LOG_QUERIES), "the log queries are no longer run"
 
 
 @dataclass(frozen=True)
@@ -148,8 +156,9 @@ def assert_cyclonedx(path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_api_examples_do_what_the_readme_says(child_env, tmp_path):
-    examples = blocks(run=True, not_section=BENCHMARKS)
-    server = start_gunicorn(child_env)
+    examples = api_examples()
+    # JSON lines at INFO, as in production, for the log queries to read afterwards.
+    server = start_gunicorn(child_env, overrides={"LOG_LEVEL": "INFO", "LOG_FORMAT": "json"})
     worker = None
     try:
         worker, _ = start_celery_worker(
@@ -215,6 +224,31 @@ def test_the_api_examples_do_what_the_readme_says(child_env, tmp_path):
     assert_openvex(here / "vex.json", vex_id)
     assert_cyclonedx(here / f"vex-{vex_id}.cdx.json")
     assert_cyclonedx(here / "vex.cdx.json")
+
+    # The log queries, on the web process's own JSON lines of the calls above.
+    (here / "vexxy.log").write_text(
+        "".join(line + "\n" for line in server.output.lines if line.startswith("{"))
+    )
+    queries = run_blocks(
+        blocks(run=True, section=LOG_QUERIES),
+        env=child_env,
+        cwd=here,
+        work=Path(mkdtemp(dir=tmp_path)),
+        port=None,
+        timeout=60,
+    )
+    assert queries.completed.returncode == 0, queries.explain()
+    printed = queries.completed.stdout
+    for status_and_code in ("404 RESOURCE_NOT_FOUND", "503 SERVICE_UNAVAILABLE"):
+        assert re.search(rf"^\s*1 {status_and_code}$", printed, re.MULTILINE), printed
+    assert re.search(r"^\s*2 409 INVALID_JOB_STATE$", printed, re.MULTILINE), printed
+    # The story of my-trace-1: its 404 logged as an error, then the request's own line.
+    story = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
+    assert [(entry["logger"], entry["level"]) for entry in story] == [
+        ("reliability.errors", "WARNING"),
+        ("reliability.requests", "INFO"),
+    ], printed
+    assert story[1]["message"] == "request_finished"
 
 
 # What each quick benchmark prints at its end, once it has measured.
