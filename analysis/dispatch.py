@@ -14,7 +14,9 @@ from datetime import timedelta
 from uuid import UUID
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from analysis.budget import task_time_limits
@@ -68,15 +70,20 @@ def publish(job_id: UUID) -> str:
     return PUBLISHED
 
 
-def pending_jobs(grace_seconds: float = 10) -> list[UUID]:
+PENDING_GRACE_SECONDS = 10.0
+
+
+def pending_jobs(grace_seconds: float = PENDING_GRACE_SECONDS) -> list[UUID]:
     """Queued jobs never published; the grace period leaves on_commit publishes alone."""
-    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
     return list(
-        AnalysisJob.objects.filter(
-            status=JobStatus.QUEUED, dispatched_at__isnull=True, updated_at__lte=cutoff
-        )
-        .order_by("-priority", "created_at")
-        .values_list("pk", flat=True)
+        _pending(grace_seconds).order_by("-priority", "created_at").values_list("pk", flat=True)
+    )
+
+
+def _pending(grace_seconds: float) -> QuerySet[AnalysisJob]:
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    return AnalysisJob.objects.filter(
+        status=JobStatus.QUEUED, dispatched_at__isnull=True, updated_at__lte=cutoff
     )
 
 
@@ -86,12 +93,22 @@ def lost_publishes(older_than_seconds: float) -> list[tuple[UUID, str]]:
     (A broker that lost it, a worker that acked it and died before claiming, a web
     process that died between claiming the row and publishing.)
     """
+    return list(_lost(older_than_seconds).values_list("pk", "celery_task_id"))
+
+
+def _lost(older_than_seconds: float) -> QuerySet[AnalysisJob]:
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    return list(
-        AnalysisJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__lt=cutoff).values_list(
-            "pk", "celery_task_id"
-        )
-    )
+    return AnalysisJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__lt=cutoff)
+
+
+def undispatched_jobs() -> QuerySet[AnalysisJob]:
+    """What the next ``dispatch_pending_jobs`` would publish: pending, or published and lost.
+
+    Both halves are ranges of the (status, dispatched_at) index.
+    """
+    return (
+        _pending(PENDING_GRACE_SECONDS) | _lost(settings.DISPATCH_LOST_AFTER_SECONDS)
+    ).order_by()
 
 
 def release(job_id: UUID, task_id: str) -> bool:

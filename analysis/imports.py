@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from analysis import quota
+from analysis import metrics, quota
 from analysis.evidence import store_evidence
 from analysis.models import AnalysisJob, Organization
 from analysis.profiles import normalize_config
@@ -62,6 +62,8 @@ def import_results(
             fields = record(job, build_for(job, parsed, completion), completion)
             AnalysisJob.objects.filter(pk=job.pk).update(**fields)
             job.refresh_from_db()
+            metrics.job_submitted(job)
+            metrics.job_finished(job)
     logger.info(
         "Imported Kubescape results as job %s",
         job.pk,

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from analysis import quota
+from analysis import metrics, quota
 from analysis.dispatch import dispatch_on_commit, revoke
 from analysis.exceptions import InvalidJobStateError
 from analysis.models import AnalysisJob, Organization
@@ -38,6 +38,7 @@ def submit(organization: Organization, data: dict[str, Any], submitted_by: str) 
             submitted_by=submitted_by,
         )
         dispatch_on_commit(job.pk)
+        metrics.job_submitted(job)
     logger.info(
         "Job %s submitted for %s",
         job.pk,

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from analysis import metrics
 from analysis.exceptions import QuotaExceededError
 from analysis.models import MonthlyUsage, Organization
 
@@ -48,6 +49,7 @@ def consume(organization: Organization, now: datetime | None = None) -> int:
     usage, _ = MonthlyUsage.objects.get_or_create(organization=locked, month=month_start(now))
     limit = locked.monthly_analysis_quota
     if usage.analyses >= limit:
+        metrics.quota_refused(QUOTA_TYPE)
         raise QuotaExceededError(
             QUOTA_TYPE, limit, usage.analyses, retry_after=seconds_until_next_month(now)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +13,11 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field
 from django.utils import timezone
 
+from analysis import metrics
 from analysis.image_reference import unique_digests
 from analysis.kubescape.readers import Manifest, Sbom, read_kubescape_vex, read_manifest, read_sbom
 from analysis.models import AnalysisJob, ReachabilityResult, VexDocument
-from analysis.vex.builder import COMPLETE, BuildResult, DocumentInfo, build
+from analysis.vex.builder import COMPLETE, VEX_STATUSES, BuildResult, DocumentInfo, build
 from reliability.settings import reliability_settings
 
 FULL, RELEVANT, KUBESCAPE_VEX, FILTERED_SBOM = (
@@ -89,9 +91,12 @@ def build_for(
         observed_seconds=observed,
     )
     loaded_files = parsed.sbom.files_by_package() if parsed.sbom else None
-    return build(
+    started = time.perf_counter()
+    result = build(
         parsed.full, parsed.relevant, info, completeness=completeness, loaded_files=loaded_files
     )
+    metrics.vex_built(time.perf_counter() - started)
+    return result
 
 
 RESULT_BATCH = 1000
@@ -159,4 +164,5 @@ def record(job: AnalysisJob, result: BuildResult, completeness: str = COMPLETE) 
             statement_counts=result.statement_counts,
         )
         fields["generated_vex_id"] = vex.pk
+        metrics.vex_recorded(result.statement_counts, VEX_STATUSES)
     return fields

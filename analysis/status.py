@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 from django.utils import timezone
 
+from analysis import metrics
 from analysis.exceptions import InvalidJobStateError
 from reliability.db import write_with_reconnect
 
@@ -47,6 +48,7 @@ ALLOWED_SOURCES: dict[str, frozenset[str]] = {
 }
 
 REQUEUEABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+FINISHED = frozenset({JobStatus.COMPLETE, JobStatus.FAILED})  # counted by the job metrics
 
 
 def transition(
@@ -78,4 +80,6 @@ def transition(
             setattr(job, name, value)
     if computed:
         job.refresh_from_db(fields=computed)
+    if target in FINISHED:
+        metrics.job_finished(job)  # every sandbox job ends here (imports are created complete)
     return job

@@ -10,6 +10,11 @@ what this module adds: the state machine below, stored in three cache keys.
 - ``opened_at``: when the circuit last opened (absent = closed);
 - ``probe``: held by the one caller admitted while half-open (``cache.add``
   is atomic on every backend, so exactly one process gets it).
+
+Metrics: each transition is counted where it happens
+(``vexxy_circuit_breaker_transitions_total``: "open", "half_open" when a probe is
+admitted, "closed" when it succeeds); whether a breaker is open is read from the
+cache at scrape time (:mod:`reliability.metrics.collectors`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from django.core.cache import caches
 from django.utils.module_loading import import_string
 
 from .exceptions import ServiceUnavailableError
+from .metrics.definitions import count_transition
 from .settings import reliability_settings
 
 logger = logging.getLogger("reliability.circuit")
@@ -125,11 +131,15 @@ class CircuitBreaker:
         token = uuid.uuid4().hex
         # The claim expires: a probe lost with its process must not wedge the circuit.
         timeout = max(1, int(self.recovery_timeout))
-        return token if self.cache.add(self._probe_key, token, timeout=timeout) else None
+        if not self.cache.add(self._probe_key, token, timeout=timeout):
+            return None
+        count_transition(self.name, CircuitState.HALF_OPEN.value)
+        return token
 
     def _on_success(self, *, probing: bool) -> None:
         if probing:
             self.reset()
+            count_transition(self.name, CircuitState.CLOSED.value)
             logger.info(
                 "Circuit %s closed: the probe succeeded",
                 self.name,
@@ -169,6 +179,7 @@ class CircuitBreaker:
     def _open(self) -> None:
         self.cache.set(self._opened_key, self.clock(), timeout=None)
         self.cache.delete(self._failures_key)
+        count_transition(self.name, CircuitState.OPEN.value)
 
     def _retry_after(self, opened_at: float | None) -> float:
         if opened_at is None:

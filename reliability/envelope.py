@@ -17,6 +17,7 @@ from django.http import HttpRequest, JsonResponse
 from .correlation import get_request_id
 from .error_mapping import to_vexxy_exception
 from .exceptions import VexxyException
+from .metrics.definitions import count_error
 
 logger = logging.getLogger("reliability.errors")
 
@@ -37,6 +38,7 @@ def render_error(
     request: HttpRequest, error: VexxyException, extra: dict[str, Any] | None = None
 ) -> JsonResponse:
     """The envelope of ``error``; ``extra`` members go first and yield to the envelope's."""
+    count_error(error.error_code, error.status_code)
     request_id = get_request_id() or getattr(request, "request_id", None)
     body = {**(extra or {}), **error.to_dict(request_id)}
     wants_problem = _accepts_problem_json(request)

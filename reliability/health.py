@@ -20,6 +20,7 @@ from django.utils.module_loading import import_string
 
 from .circuit import CircuitState, known_breakers
 from .heartbeats import last_heartbeat
+from .metrics.definitions import count_health_check
 from .settings import reliability_settings
 
 logger = logging.getLogger("reliability.health")
@@ -91,6 +92,7 @@ def _run_one(name: str, check: Callable[[], CheckResult]) -> CheckResult:
         result = CheckResult(UNHEALTHY, reason=f"check failed ({type(exc).__name__})")
     if result.latency_ms is None and result.status != DISABLED:
         result.latency_ms = (time.perf_counter() - started) * 1000
+    count_health_check(name, result.status)
     return result
 
 

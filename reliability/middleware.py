@@ -17,6 +17,7 @@ from .envelope import error_response, is_envelope, log_error, render_error
 from .error_mapping import from_status, to_vexxy_exception
 from .exceptions import BadRequestError, LengthRequiredError, PayloadTooLargeError
 from .limits import body_limit
+from .metrics.definitions import observe_request
 from .redaction import redact_mapping
 from .settings import reliability_settings
 
@@ -49,7 +50,12 @@ class RequestContextMiddleware:
                     request_id,
                 )
             response = self.get_response(request)
-            duration_ms = (time.perf_counter() - started) * 1000
+            seconds = time.perf_counter() - started
+            match = getattr(request, "resolver_match", None)
+            observe_request(
+                match.route if match else None, request.method, response.status_code, seconds
+            )
+            duration_ms = seconds * 1000
             response[correlation.HEADER] = request_id
             response["X-Response-Time"] = f"{duration_ms:.1f}ms"
             self._log(request, response, duration_ms)

@@ -22,6 +22,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from .exceptions import ValidationError
+from .metrics.definitions import count_retry
 from .settings import reliability_settings
 
 logger = logging.getLogger("reliability.retry")
@@ -114,6 +115,7 @@ class _Policy:
         rand: Callable[[], float],
     ) -> None:
         self.name, self.exceptions, self.config, self.rand = name, exceptions, config, rand
+        self.gave_up = False
 
     def kwargs(self) -> dict[str, Any]:
         return {
@@ -140,6 +142,7 @@ class _Policy:
         return max(delay, server_wait) if server_wait is not None else delay
 
     def _log_retry(self, state: RetryCallState) -> None:
+        count_retry(self.name, "retried")
         exc = state.outcome.exception()
         delay = state.next_action.sleep if state.next_action else 0.0
         logger.warning(
@@ -159,6 +162,7 @@ class _Policy:
         )
 
     def _give_up(self, state: RetryCallState) -> Any:
+        self.gave_up = True
         exc = state.outcome.exception()
         logger.error(
             "Giving up on %s after %d attempt(s): %s",
@@ -176,27 +180,45 @@ class _Policy:
         return state.outcome.result()  # re-raises the original exception
 
 
+def _attempts(retrying: Retrying) -> int:
+    return int(retrying.statistics.get("attempt_number", 1))
+
+
 def retry_with_backoff(
     exceptions: type[BaseException] | tuple[type[BaseException], ...] = Exception,
     config: RetryConfig | None = None,
     *,
     sleep: Callable[[float], None] | None = None,
     rand: Callable[[], float] | None = None,
+    operation: str | None = None,
 ) -> Callable[[F], F]:
     """Retry the decorated function on ``exceptions`` per ``config``.
+
+    ``vexxy_retries_total{operation, outcome}`` counts, under ``operation``
+    (default: the function's qualified name): ``retried`` per failed attempt another follows, then
+    ``recovered`` when a later attempt succeeded or ``exhausted`` when it gave up.
 
     ``sleep`` and ``rand`` exist for tests and clocks of one's own.
     """
     caught = exceptions if isinstance(exceptions, tuple) else (exceptions,)
 
     def decorate(fn: F) -> F:
-        name = getattr(fn, "__qualname__", repr(fn))
+        name = operation or getattr(fn, "__qualname__", repr(fn))
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             policy = _Policy(name, caught, config or RetryConfig(), rand or random.random)
             retrying = Retrying(sleep=sleep or time.sleep, reraise=True, **policy.kwargs())
-            return retrying(fn, *args, **kwargs)
+            try:
+                result = retrying(fn, *args, **kwargs)
+            except BaseException:
+                # Stopped by the policy, or a failure not worth retrying after some that were.
+                if policy.gave_up or _attempts(retrying) > 1:
+                    count_retry(name, "exhausted")
+                raise
+            if _attempts(retrying) > 1:
+                count_retry(name, "recovered")
+            return result
 
         return wrapper  # type: ignore[return-value]
 

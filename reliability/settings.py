@@ -51,6 +51,16 @@ DEFAULTS: dict[str, Any] = {
     # check_celery: unhealthy when no worker heartbeat (reliability.heartbeats) is this recent.
     "HEALTH_CELERY_STALE_SECONDS": 30.0,
     "HEALTH_RETRY_AFTER": 10,
+    # /metrics: open to loopback and these networks (CIDRs), or to "Authorization: Bearer" this.
+    "METRICS_TOKEN": "",
+    "METRICS_ALLOWED_NETWORKS": (),
+    # Dotted paths of zero-argument callables returning a prometheus-client collector,
+    # called at each scrape (reliability/metrics/collectors.py states the contract).
+    "METRICS_COLLECTORS": (),
+    # A Celery worker serves /metrics on this port (None: it does not; the web's scrape
+    # covers it when both share PROMETHEUS_MULTIPROC_DIR on one host), on this address.
+    "METRICS_WORKER_PORT": None,
+    "METRICS_WORKER_HOST": "",
 }
 
 

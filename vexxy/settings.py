@@ -300,7 +300,7 @@ LOGGING["loggers"]["axes"] = {"level": "WARNING"}
 RELIABILITY = {
     "SERVICE_NAME": "vexxy-premium",
     "SERVICE_VERSION": __version__,
-    "ERROR_ENVELOPE_PATHS": ("/api/", "/health", "/livez", "/readyz"),
+    "ERROR_ENVELOPE_PATHS": ("/api/", "/health", "/livez", "/readyz", "/metrics"),
     "TRUSTED_PROXIES": env.list("TRUSTED_PROXIES", default=[]),
     "DEFAULT_MAX_RETRIES": env.int("DEFAULT_MAX_RETRIES", default=3),
     "DEFAULT_INITIAL_DELAY": env.float("DEFAULT_INITIAL_DELAY", default=1.0),
@@ -327,7 +327,21 @@ RELIABILITY = {
     },
     "HEALTH_CELERY_STALE_SECONDS": env.float("HEALTH_CELERY_STALE_SECONDS", default=30.0),
     "HEALTH_RETRY_AFTER": 10,
+    # /metrics: loopback always; these networks, or "Authorization: Bearer $METRICS_TOKEN".
+    "METRICS_TOKEN": env("METRICS_TOKEN", default=""),
+    "METRICS_ALLOWED_NETWORKS": env.list("METRICS_ALLOWED_NETWORKS", default=[]),
+    # Job gauges read from the database at scrape time (analysis/metrics.py).
+    "METRICS_COLLECTORS": ("analysis.metrics.JobCollector",),
+    "METRICS_WORKER_PORT": env.int("METRICS_WORKER_PORT", default=None),
+    "METRICS_WORKER_HOST": env("METRICS_WORKER_HOST", default=""),
 }
+
+# -- metrics (prometheus-client multiprocess mode) --------------------------------------
+
+# The directory every gunicorn and Celery process of this host writes its metrics to, so
+# that one scrape sums them. gunicorn.conf.py and vexxy/celery.py put it in the environment
+# (before prometheus_client is imported) unless PROMETHEUS_MULTIPROC_DIR is set; empty: off.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR / "metrics"))
 HEALTH_KUBERNETES_TIMEOUT = env.float("HEALTH_KUBERNETES_TIMEOUT", default=2.0)
 HEALTH_KUBERNETES_CACHE_SECONDS = env.float("HEALTH_KUBERNETES_CACHE_SECONDS", default=5.0)
 

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from analysis import metrics
 from analysis.exceptions import KubernetesError
 from reliability.circuit import get_breaker
 from reliability.exceptions import ServiceUnavailableError
@@ -70,12 +72,29 @@ def load_configuration() -> client.Configuration:
     return configuration
 
 
+class CountedApiClient(client.ApiClient):
+    """The official client, counting each HTTP request it sends (``analysis.metrics``)."""
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            response = super().call_api(method, url, *args, **kwargs)
+            status = getattr(response, "status", None)
+            return response
+        except ApiException as error:  # the REST layer's own, e.g. an SSL failure: status 0
+            status = error.status or None
+            raise
+        finally:
+            metrics.kubernetes_request(method, url, status, time.perf_counter() - started)
+
+
 def api_client() -> client.ApiClient:
     """The process-wide client, built on first use."""
     global _api_client
     with _lock:
         if _api_client is None:
-            _api_client = client.ApiClient(load_configuration())
+            _api_client = CountedApiClient(load_configuration())
         return _api_client
 
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 from kubernetes import client
 
+from analysis import metrics
 from analysis.budget import job_budget_seconds
 from analysis.models import AnalysisJob
 from analysis.sandbox import manifests
@@ -74,6 +75,7 @@ def reconcile_sandboxes(*, dry_run: bool = False) -> dict[str, Any]:
         for ns, plural, name in objects.owned():
             if objects.exists(ns, plural, name):
                 _delete(report, f"{plural}/{name}", dry_run, objects.delete, ns, plural, name)
+    metrics.sandbox_objects_left(len(report["deleted"]) + len(report["failures"]))
     return report
 
 
