@@ -18,12 +18,18 @@ from pythonjsonlogger.json import JsonFormatter
 from .correlation import get_request_id
 from .exceptions import utc_timestamp
 
+try:  # the project traces with OpenTelemetry; this app works without it
+    from opentelemetry.trace import get_current_span
+except ImportError:  # pragma: no cover - opentelemetry-api is a dependency of the project
+    get_current_span = None
+
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s"
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` to every record that passes a handler.
+    """Adds ``request_id`` to every record that passes a handler, and ``trace_id`` and
+    ``span_id`` when an OpenTelemetry span is current (only when tracing is on).
 
     Attached to handlers, not loggers, so that records from third-party loggers
     (Django, Celery, urllib3) carry the ID too.
@@ -32,6 +38,11 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
             record.request_id = get_request_id() or "-"
+        if get_current_span is not None and not getattr(record, "trace_id", None):
+            span = get_current_span().get_span_context()
+            if span.is_valid:
+                record.trace_id = format(span.trace_id, "032x")
+                record.span_id = format(span.span_id, "016x")
         return True
 
 
@@ -58,12 +69,17 @@ class TextFormatter(logging.Formatter):
     """
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        message = record.message
+        message, request_id = record.message, getattr(record, "request_id", None)
         record.message = escape_controls(message + _request_line(record))
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id:  # [request_id trace=…]; unchanged when no span is current
+            record.request_id = f"{request_id} trace={trace_id}"
         try:
             return super().formatMessage(record)
         finally:
             record.message = message
+            if trace_id:
+                record.request_id = request_id
 
 
 def _request_line(record: logging.LogRecord) -> str:

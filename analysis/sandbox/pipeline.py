@@ -9,6 +9,7 @@ happens, the sandbox and this instance's Kubescape objects are deleted.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,7 +17,10 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
+from analysis import metrics
 from analysis.budget import job_budget_seconds
 from analysis.evidence import store_evidence
 from analysis.exceptions import AnalysisTimeoutError, KubescapeError, SandboxError
@@ -77,6 +81,8 @@ class Pipeline:
         self.budget = job_budget_seconds(job.config["analysis_duration"])
         self.deadline = self.clock.monotonic() + self.budget
         self.phase = "preflight"
+        self.phase_started: float | None = None  # None: no phase timed yet
+        self.phase_span: tuple[trace.Span, object] | None = None  # the open span, its token
         self.workload = Workload(job, retry_sleep=self.clock.sleep)
         self.kubescape: KubescapeObjects | None = None
         self.deploying = False  # nothing to clean up before the first create
@@ -90,7 +96,9 @@ class Pipeline:
         try:
             self._run()
         finally:
-            self.cleanup()
+            self._phase_ended()
+            with _tracer().start_as_current_span("phase cleanup", attributes=_CLEANUP):
+                self.cleanup()
 
     def _run(self) -> None:
         self.enter("preflight")
@@ -152,7 +160,7 @@ class Pipeline:
             progress_percent=PHASES["observe"],
             heartbeat_at=timezone.now(),
         )
-        self.phase = "observe"
+        self._phase_began("observe")
         profile = self.poll(self._completed_profile)
         completeness = COMPLETE if profile.completion == "complete" else PARTIAL
         relevant = self.poll(self._settled_relevant_manifest())
@@ -239,8 +247,23 @@ class Pipeline:
     # -- polling, heartbeat, cancellation, budget -----------------------------------
 
     def enter(self, phase: str) -> None:
-        self.phase = phase
+        self._phase_began(phase)
         self.checkpoint(progress=PHASES[phase])
+
+    def _phase_began(self, phase: str) -> None:
+        self._phase_ended()
+        self.phase = phase
+        self.phase_started = self.clock.monotonic()
+        self.phase_span = _open_phase_span(phase)
+
+    def _phase_ended(self) -> None:
+        """The current phase's duration, on the pipeline's clock; once per phase."""
+        if self.phase_started is not None:
+            metrics.phase_finished(self.phase, self.clock.monotonic() - self.phase_started)
+            self.phase_started = None
+        if self.phase_span is not None:
+            _close_phase_span(*self.phase_span)
+            self.phase_span = None
 
     def poll(self, probe: Callable[[], T | None]) -> T:
         while True:
@@ -321,6 +344,29 @@ _DESCRIPTIONS = {
     KUBESCAPE_VEX: "Kubescape's own OpenVEX document for the container",
     FILTERED_SBOM: "Kubescape's SBOM of the files used at runtime",
 }
+
+
+_CLEANUP = {"vexxy.phase": "cleanup"}
+
+
+def _tracer() -> trace.Tracer:
+    # Looked up each time: a no-op until a process configures tracing (vexxy/tracing.py).
+    return trace.get_tracer(__name__)
+
+
+def _open_phase_span(phase: str) -> tuple[trace.Span, object]:
+    """A span for the phase, current until it ends: Kubernetes calls and queries nest in it."""
+    span = _tracer().start_span(f"phase {phase}", attributes={"vexxy.phase": phase})
+    return span, otel_context.attach(trace.set_span_in_context(span))
+
+
+def _close_phase_span(span: trace.Span, token: object) -> None:
+    error = sys.exc_info()[1]  # the exception leaving the pipeline, if one is
+    if error is not None and span.is_recording():
+        span.record_exception(error)
+        span.set_status(trace.StatusCode.ERROR, type(error).__name__)
+    otel_context.detach(token)
+    span.end()
 
 
 def _version(obj: dict[str, Any] | None) -> str | None:
