@@ -50,6 +50,7 @@ NOT_RUN = {
     "make run": "make test",
     "export DATABASE_URL=postgres://": "PostgreSQL",
     "docker build -t vexxy .": "Docker",
+    "docker run --rm -p 16686:16686": "Docker",
     "# Trivy": "Trivy",
     ".venv/bin/python bench/api_load.py --peer": "minutes",
 }
