@@ -34,7 +34,7 @@ from analysis.sandbox.reconcile import reconcile_sandboxes
 from tests.conftest import REPO, make_job
 from tests.support.processes import WORKER_ENV, start_celery_worker
 from tests.support.sandbox_world import SandboxWorld
-from tests.support.settings import override_reliability
+from tests.support.settings import override_reliability, small_pipeline_budgets
 from tests.test_api_import import SMALL_FULL, SMALL_RELEVANT, small_import
 from tests.test_pipeline import run_pipeline, sandbox_job
 from tests.test_reconcile import job_with_sandbox
@@ -183,10 +183,7 @@ def by_kind(counted: Counter) -> Counter:
 
 @pytest.fixture
 def world(sandbox_ready, organization, settings):
-    settings.ANALYSIS_SETUP_ALLOWANCE_SECONDS = 60
-    settings.SANDBOX_POLL_MAX_SECONDS = 5
-    settings.KUBESCAPE_SETTLE_SECONDS = 30
-    settings.K8S_MAX_ATTEMPTS = 3
+    small_pipeline_budgets(settings)
     return SandboxWorld(sandbox_ready, sandbox_job(organization))
 
 

@@ -22,7 +22,7 @@ from analysis.sandbox.reconcile import reconcile_sandboxes
 from tests.conftest import make_job
 from tests.support.kube_api import KubeApiServer, SeenRequest, running_kube_api
 from tests.support.sandbox_world import PROFILES, SandboxWorld, seed_decoys
-from tests.support.settings import override_reliability
+from tests.support.settings import small_pipeline_budgets
 from tests.test_pipeline import run_pipeline, sandbox_job
 
 pytestmark = pytest.mark.django_db
@@ -34,11 +34,7 @@ KUBESCAPE_COLLECTION = re.compile(r"kubescape\.io/v1beta1/(namespaces/[^/]+/)?[^
 @pytest.fixture(autouse=True)
 def small_budgets(settings):
     """As in test_pipeline: the analysis waits on a fake clock, in polls of at most 5 s."""
-    settings.ANALYSIS_SETUP_ALLOWANCE_SECONDS = 60
-    settings.SANDBOX_POLL_MAX_SECONDS = 5
-    settings.KUBESCAPE_SETTLE_SECONDS = 30
-    settings.K8S_MAX_ATTEMPTS = 3
-    override_reliability(settings, DEFAULT_INITIAL_DELAY=0, DEFAULT_MAX_DELAY=10)
+    small_pipeline_budgets(settings)
 
 
 def request_kind(world: SandboxWorld, request: SeenRequest) -> str:

@@ -29,7 +29,7 @@ from analysis.dispatch import PUBLISHED, publish
 from analysis.models import AnalysisJob
 from tests.conftest import make_job
 from tests.support.sandbox_world import IMAGE_DIGEST, IMAGE_REF, SandboxWorld
-from tests.support.settings import override_reliability
+from tests.support.settings import small_pipeline_budgets
 from vexxy import tracing
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,11 +70,7 @@ def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
 @pytest.fixture
 def pipeline_settings(settings):
     """The eager task runs the pipeline on the real clock: nothing may have to wait."""
-    settings.ANALYSIS_SETUP_ALLOWANCE_SECONDS = 60
-    settings.SANDBOX_POLL_MAX_SECONDS = 5
-    settings.KUBESCAPE_SETTLE_SECONDS = 0
-    settings.K8S_MAX_ATTEMPTS = 3
-    override_reliability(settings, DEFAULT_INITIAL_DELAY=0, DEFAULT_MAX_DELAY=10)
+    small_pipeline_budgets(settings, settle_seconds=0)
 
 
 @pytest.fixture
