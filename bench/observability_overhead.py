@@ -57,9 +57,9 @@ def child_env(workdir: Path, config: str, backends: dict[str, str]) -> dict[str,
         API_RATE_LIMIT="100000000/minute",
         LOG_LEVEL="WARNING",
         PYTHONPATH=str(REPO),
-        # The bare configuration keeps the in-process registry: its observation is a no-op.
-        PROMETHEUS_MULTIPROC_DIR="" if config == "bare" else str(workdir / f"metrics-{config}"),
     )
+    if config != "bare":  # bare keeps the in-process registry; its observation is a no-op
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / f"metrics-{config}")
     if config.endswith("-1%"):
         # The standard sampler variables: 1 trace in 100 recorded, a caller's decision kept.
         env.update(OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.01")
@@ -144,7 +144,7 @@ def run_child(
     workdir: Path, config: str, seeded: dict[str, str], requests: int, backends: dict[str, str]
 ) -> float:
     env = child_env(workdir, config, backends)
-    if env["PROMETHEUS_MULTIPROC_DIR"]:
+    if "PROMETHEUS_MULTIPROC_DIR" in env:
         Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(exist_ok=True)  # as gunicorn.conf.py does
     done = subprocess.run(
         [

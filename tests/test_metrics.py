@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -133,3 +135,19 @@ def test_counts_survive_a_restart_folded_into_the_archive(child_env, tmp_path):
     assert scraped[("vexxy_http_requests_total", tuple(sorted(LIVEZ.items())))] == 7
     assert (directory / "counter_archive.db").is_file()
     assert {pid_of(path) for path in directory.glob("counter_*.db")} <= live | {None}
+
+
+@pytest.mark.slow
+def test_an_empty_directory_setting_keeps_metrics_in_memory(child_env, tmp_path):
+    """prometheus_client counts an empty PROMETHEUS_MULTIPROC_DIR as set: files in the cwd."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), "check_health", "--json"],
+        cwd=tmp_path,
+        env={**child_env, "PROMETHEUS_MULTIPROC_DIR": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert json.loads(done.stdout)["checks"]["database"]["status"] == "healthy", done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == []

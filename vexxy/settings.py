@@ -15,6 +15,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from reliability.logs import build_logging_config
+from reliability.metrics.multiproc import forget_empty_dir
 from vexxy import __version__
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -342,6 +343,9 @@ RELIABILITY = {
 # that one scrape sums them. gunicorn.conf.py and vexxy/celery.py put it in the environment
 # (before prometheus_client is imported) unless PROMETHEUS_MULTIPROC_DIR is set; empty: off.
 PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR / "metrics"))
+# Commands and shells never reach gunicorn.conf.py or Celery's signals; they must not take an
+# empty value for a directory either (settings load before prometheus_client is imported).
+forget_empty_dir()
 HEALTH_KUBERNETES_TIMEOUT = env.float("HEALTH_KUBERNETES_TIMEOUT", default=2.0)
 HEALTH_KUBERNETES_CACHE_SECONDS = env.float("HEALTH_KUBERNETES_CACHE_SECONDS", default=5.0)
 

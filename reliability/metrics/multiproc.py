@@ -38,11 +38,24 @@ def multiproc_dir() -> Path | None:
     return Path(value) if value else None
 
 
+def forget_empty_dir() -> None:
+    """An empty ``PROMETHEUS_MULTIPROC_DIR`` means off: take it out of the environment.
+
+    prometheus_client turns multiprocess mode on when the variable is present at all, and an
+    empty one has it write its files into the working directory.
+    """
+    if os.environ.get(ENV) == "":
+        del os.environ[ENV]
+
+
 def use_multiproc_dir(default: Path) -> Path | None:
     """Set ``PROMETHEUS_MULTIPROC_DIR`` to ``default`` unless already set, and make it.
 
     An empty value set by the operator turns multiprocess mode off.
     """
+    if os.environ.get(ENV) == "":
+        forget_empty_dir()
+        return None
     os.environ.setdefault(ENV, str(default))
     directory = multiproc_dir()
     if directory is not None:
