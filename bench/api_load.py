@@ -53,7 +53,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.servers import free_port, throwaway_postgres, throwaway_redis  # noqa: E402
+from bench.servers import (  # noqa: E402
+    free_port,
+    service_env,
+    throwaway_postgres,
+    throwaway_redis,
+)
 
 JOB_ID = "11111111-2222-4333-8444-555555555555"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -181,19 +186,7 @@ class Stack:
         self.backends = contextlib.ExitStack()
         self.web_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.web_port}"
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "bench.floor_settings",
-            "SECRET_KEY": "bench-" + "x" * 40,
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "ENVIRONMENT": "production",
-            "SECURE_COOKIES": "false",
-            "LOG_LEVEL": "WARNING",
-            "SANDBOX_ENABLED": "false",
-            "API_RATE_LIMIT": "100000000/minute",
-            "VEXXY_DATA_DIR": str(workdir / "var"),
-            "PYTHONPATH": str(REPO),
-        }
+        self.env = service_env(workdir, DJANGO_SETTINGS_MODULE="bench.floor_settings")
         self.web: subprocess.Popen | None = None
         self.postmaster_pid = 0
 

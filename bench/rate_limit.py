@@ -54,7 +54,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.servers import free_port, throwaway_postgres, throwaway_redis  # noqa: E402
+from bench.servers import (  # noqa: E402
+    free_port,
+    service_env,
+    throwaway_postgres,
+    throwaway_redis,
+)
 
 LIST = "/api/v1/analysis"
 WINDOW = 60  # seconds: the rate is per minute
@@ -122,21 +127,7 @@ class Service:
         self.backends = contextlib.ExitStack()
         self.port = free_port()
         self.web: subprocess.Popen | None = None
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "vexxy.settings",
-            "SECRET_KEY": "bench-" + "x" * 40,
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "ENVIRONMENT": "production",
-            "SECURE_COOKIES": "false",
-            "LOG_LEVEL": "WARNING",
-            "SANDBOX_ENABLED": "false",
-            "API_RATE_LIMIT": f"{rate}/minute",
-            "VEXXY_DATA_DIR": str(workdir / "var"),
-            "PYTHONPATH": str(REPO),
-        }
-        for name in ("DATABASE_URL", "REDIS_URL", "CACHE_URL", "CELERY_BROKER_URL"):
-            self.env.pop(name, None)
+        self.env = service_env(workdir, API_RATE_LIMIT=f"{rate}/minute")
 
     def start_backends(self) -> str:
         if self.sqlite:

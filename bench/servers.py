@@ -17,6 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+BACKEND_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CACHE_URL", "CELERY_BROKER_URL")
+
 
 @dataclass(frozen=True)
 class Postgres:
@@ -95,3 +98,26 @@ def throwaway_redis() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def service_env(workdir: Path, **overrides: str) -> dict[str, str]:
+    """The service as deployed, quiet and without a cluster, its data under ``workdir``.
+
+    No backend variable is inherited: the caller gives the throwaway servers' URLs, or
+    the embedded defaults apply.
+    """
+    env = {key: value for key, value in os.environ.items() if key not in BACKEND_VARIABLES}
+    env.update(
+        DJANGO_SETTINGS_MODULE="vexxy.settings",
+        SECRET_KEY="bench-" + "x" * 40,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        ENVIRONMENT="production",
+        SECURE_COOKIES="false",
+        LOG_LEVEL="WARNING",
+        SANDBOX_ENABLED="false",
+        API_RATE_LIMIT="100000000/minute",
+        VEXXY_DATA_DIR=str(workdir / "var"),
+        PYTHONPATH=str(REPO),
+    )
+    env.update(overrides)
+    return env
