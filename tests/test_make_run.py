@@ -339,11 +339,11 @@ def make_run(port: int) -> list[str]:
     ]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(2 * START_TIMEOUT + STOP_TIMEOUT + 120)
-def test_ctrl_c_on_a_terminal_ends_make_run_without_an_error(data_dir, leftovers):
-    port = free_port()
-    terminal = Terminal(make_run(port), local_env(data_dir), REPO)
+def ctrl_c_on_a_terminal(
+    argv: list[str], port: int, data_dir: Path, leftovers: Started
+) -> tuple[int, list[str]]:
+    """Run ``argv`` on a pseudo-terminal until it serves, press Ctrl-C: its wait status, output."""
+    terminal = Terminal(argv, local_env(data_dir), REPO)
     try:
         wait_ready(terminal.output, port)
         leftovers.update(children(terminal.output.lines))
@@ -351,11 +351,19 @@ def test_ctrl_c_on_a_terminal_ends_make_run_without_an_error(data_dir, leftovers
         status = terminal.wait(STOP_TIMEOUT + 30)
     finally:
         terminal.close()
-    text = "\n".join(terminal.output.lines)
+    return status, terminal.output.lines
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2 * START_TIMEOUT + STOP_TIMEOUT + 120)
+def test_ctrl_c_on_a_terminal_ends_make_run_without_an_error(data_dir, leftovers):
+    port = free_port()
+    status, lines = ctrl_c_on_a_terminal(make_run(port), port, data_dir, leftovers)
+    text = "\n".join(lines)
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "make: ***" not in text
     assert "SIGINT received" in text
-    assert_stopped_warm(terminal.output.lines, leftovers)
+    assert_stopped_warm(lines, leftovers)
 
 
 @pytest.mark.slow
@@ -365,15 +373,10 @@ def test_ctrl_c_on_a_terminal_ends_make_run_piped_to_tee(data_dir, leftovers, tm
     log = tmp_path / "log"
     command = " ".join(make_run(port))
     script = f'{command} | tee {log}; echo "pipeline status ${{PIPESTATUS[*]}}"'
-    terminal = Terminal(["bash", "--norc", "-c", script], local_env(data_dir), REPO)
-    try:
-        wait_ready(terminal.output, port)
-        leftovers.update(children(terminal.output.lines))
-        terminal.ctrl_c()
-        status = terminal.wait(STOP_TIMEOUT + 30)
-    finally:
-        terminal.close()
+    status, lines = ctrl_c_on_a_terminal(
+        ["bash", "--norc", "-c", script], port, data_dir, leftovers
+    )
     assert os.waitstatus_to_exitcode(status) == 0
-    assert "pipeline status 0 0" in terminal.output.lines
+    assert "pipeline status 0 0" in lines
     # tee, out of the Ctrl-C's way, logged the shutdown to the end.
     assert_stopped_warm(log.read_text().splitlines(), leftovers)
