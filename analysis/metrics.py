@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from django.db import transaction
@@ -23,6 +23,9 @@ from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from analysis.models import AnalysisJob
+    from analysis.sandbox.slots import Usage
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -193,12 +196,25 @@ def sandbox_objects_left(count: int) -> None:
 
 UNDISPATCHED = "vexxy_jobs_undispatched"
 OLDEST_HEARTBEAT = "vexxy_running_jobs_oldest_heartbeat_age_seconds"
+SLOTS_IN_USE = "vexxy_sandbox_slots_in_use"
+SLOTS_LIMIT = "vexxy_sandbox_slots_limit"
+WAITING_FOR_SLOT = "vexxy_jobs_waiting_for_sandbox_slot"
+
+# name -> help; each is one unlabelled gauge read from the database at scrape time.
+_GAUGES = {
+    UNDISPATCHED: "Queued jobs whose task was never published or was lost (as "
+    "dispatch_pending_jobs sees them).",
+    OLDEST_HEARTBEAT: "Age of the oldest heartbeat among running and analyzing jobs; 0 when none.",
+    SLOTS_IN_USE: "Sandbox slots held by running jobs, across all workers.",
+    SLOTS_LIMIT: "MAX_CONCURRENT_SANDBOXES: sandboxes allowed alive at once.",
+    WAITING_FOR_SLOT: "Queued jobs whose last try found every sandbox slot taken.",
+}
 
 
 class JobCollector(Collector):
     """Database-backed job gauges, for ``RELIABILITY["METRICS_COLLECTORS"]``.
 
-    Two indexed queries per scrape. A failing query yields no sample, and one WARNING
+    A few indexed queries per scrape. A failing query yields no sample, and one WARNING
     until it succeeds again (per collector instance).
     """
 
@@ -206,21 +222,32 @@ class JobCollector(Collector):
         self._failing: set[str] = set()
 
     def describe(self) -> list[GaugeMetricFamily]:
-        return [_undispatched_family(), _heartbeat_family()]
+        return [GaugeMetricFamily(name, text) for name, text in _GAUGES.items()]
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        undispatched = self._read(UNDISPATCHED, _undispatched)
-        if undispatched is not None:
-            family = _undispatched_family()
-            family.add_metric([], undispatched)
-            yield family
-        oldest = self._read(OLDEST_HEARTBEAT, _oldest_heartbeat_age)
-        if oldest is not None:
-            family = _heartbeat_family()
-            family.add_metric([], oldest)
-            yield family
+        reads = {
+            UNDISPATCHED: _undispatched,
+            OLDEST_HEARTBEAT: _oldest_heartbeat_age,
+            **self._read_slots(),
+        }
+        for name, query in reads.items():
+            value = self._read(name, query)
+            if value is not None:
+                family = GaugeMetricFamily(name, _GAUGES[name])
+                family.add_metric([], value)
+                yield family
 
-    def _read(self, name: str, query: Callable[[], float]) -> float | None:
+    def _read_slots(self) -> dict[str, Callable[[], float]]:
+        usage = self._read(SLOTS_IN_USE, _slot_usage)
+        if usage is None:
+            return {}
+        return {
+            SLOTS_IN_USE: lambda: float(usage.in_use),
+            SLOTS_LIMIT: lambda: float(usage.limit),
+            WAITING_FOR_SLOT: lambda: float(usage.waiting),
+        }
+
+    def _read(self, name: str, query: Callable[[], T]) -> T | None:
         try:
             value = query()
         except Exception as error:
@@ -237,19 +264,10 @@ class JobCollector(Collector):
         return value
 
 
-def _undispatched_family() -> GaugeMetricFamily:
-    return GaugeMetricFamily(
-        UNDISPATCHED,
-        "Queued jobs whose task was never published or was lost (as dispatch_pending_jobs "
-        "sees them).",
-    )
+def _slot_usage() -> Usage:
+    from analysis.sandbox.slots import usage
 
-
-def _heartbeat_family() -> GaugeMetricFamily:
-    return GaugeMetricFamily(
-        OLDEST_HEARTBEAT,
-        "Age of the oldest heartbeat among running and analyzing jobs; 0 when none.",
-    )
+    return usage()
 
 
 def _undispatched() -> float:

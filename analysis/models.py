@@ -168,6 +168,31 @@ class AnalysisJob(models.Model):
         return ((self.completed_at or timezone.now()) - self.started_at).total_seconds()
 
 
+class SandboxSlot(models.Model):
+    """One of ``MAX_CONCURRENT_SANDBOXES`` places for a sandbox (analysis/sandbox/slots.py).
+
+    Held by one run of a job, named by its Celery task id, from before the run's claim
+    until its sandbox is deleted; free when ``task_id`` is empty.
+    """
+
+    number = models.PositiveSmallIntegerField(primary_key=True)
+    task_id = models.CharField(max_length=255, blank=True)
+    job_id = models.UUIDField(null=True, blank=True)
+    acquired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task_id"],
+                condition=~models.Q(task_id=""),
+                name="sandbox_slot_one_per_run",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"slot {self.number}: {self.task_id or 'free'}"
+
+
 class AnalysisEvidence(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     job = models.ForeignKey(AnalysisJob, on_delete=models.CASCADE, related_name="evidence")

@@ -14,6 +14,7 @@ from analysis import jobs
 from analysis.dispatch import publish
 from analysis.exceptions import InvalidJobStateError, WorkerLostError
 from analysis.models import AnalysisJob
+from analysis.sandbox import slots
 from analysis.sandbox.pipeline import Pipeline
 from analysis.status import RUNNING
 
@@ -31,7 +32,8 @@ def stale_jobs(stale_after: float) -> list[AnalysisJob]:
 
 
 def recover_stale_jobs(stale_after: float, *, dry_run: bool = False) -> dict[str, Any]:
-    """Requeue (attempts left) or fail as WORKER_LOST each stale job, and remove its sandbox.
+    """Requeue (attempts left) or fail as WORKER_LOST each stale job, remove its sandbox and
+    free its sandbox slot; then free the slots of runs that ended without freeing theirs.
 
     The status change is conditional on the heartbeat seen, so a worker that was
     only slow keeps its job; a requeued job's old task finds it is no longer its
@@ -51,7 +53,7 @@ def recover_stale_jobs(stale_after: float, *, dry_run: bool = False) -> dict[str
             report[outcome].append(str(job.pk))
             continue
         # Built before the requeue clears the task id: it cleans up that run's objects.
-        lost_run = Pipeline(job)
+        lost_run, lost_task_id = Pipeline(job), job.celery_task_id
         try:
             if requeue:
                 jobs.requeue_after_worker_loss(job)
@@ -65,6 +67,7 @@ def recover_stale_jobs(stale_after: float, *, dry_run: bool = False) -> dict[str
         failures = lost_run.cleanup(assume_deployed=True) if settings.SANDBOX_ENABLED else []
         if failures:
             report["cleanup_failures"][str(job.pk)] = failures
+        slots.release(lost_task_id)
         if requeue:
             publish(job.pk)
         report[outcome].append(str(job.pk))
@@ -74,4 +77,5 @@ def recover_stale_jobs(stale_after: float, *, dry_run: bool = False) -> dict[str
             outcome,
             extra={"job_id": str(job.pk), "attempts": job.attempts},
         )
+    report["slots"] = slots.release_orphans(stale_after, dry_run=dry_run)
     return report

@@ -12,8 +12,10 @@ from analysis import jobs
 from analysis.dispatch import RUN_ANALYSIS
 from analysis.exceptions import AnalysisTimeoutError, InvalidJobStateError, WorkerLostError
 from analysis.models import AnalysisJob
+from analysis.sandbox import slots
 from analysis.sandbox.client import TRANSIENT
 from analysis.sandbox.pipeline import JobCancelled, Pipeline, SandboxDisabledError
+from analysis.status import ACTIVE
 from reliability.exceptions import ServiceUnavailableError
 from reliability.locks import cache_lock
 
@@ -39,7 +41,25 @@ def run_analysis(self, job_id: str) -> None:
             "Job %s no longer exists; dropping its task", job_id, extra={"job_id": job_id}
         )
         return
-    if not jobs.claim(job, self.request.id):
+    task_id = self.request.id
+    if _startable(job, task_id) and not slots.acquire(job.pk, task_id):
+        _wait_for_slot(self, job)
+        return
+    try:
+        _run(self, job)
+    finally:
+        # After the pipeline's cleanup: the sandbox is gone (or left to the reconciler).
+        slots.release(task_id)
+
+
+def _startable(job: AnalysisJob, task_id: str) -> bool:
+    """Would start a sandbox: the sandbox is on and the job is this task's to run."""
+    return settings.SANDBOX_ENABLED and job.status in ACTIVE and job.celery_task_id == task_id
+
+
+def _run(task, job: AnalysisJob) -> None:
+    job_id = str(job.pk)
+    if not jobs.claim(job, task.request.id):
         logger.info(
             "Job %s is %s; not running it again",
             job_id,
@@ -64,7 +84,7 @@ def run_analysis(self, job_id: str) -> None:
         _fail(job, AnalysisTimeoutError(job.pk, pipeline.phase, pipeline.budget))
     except Exception as error:
         if _transient(error) and job.attempts < settings.ANALYSIS_MAX_ATTEMPTS:
-            _retry_later(self, job, error)
+            _retry_later(task, job, error)
             return
         logger.exception(
             "Job %s failed in %s",
@@ -73,6 +93,17 @@ def run_analysis(self, job_id: str) -> None:
             extra={"job_id": job_id, "phase": pipeline.phase},
         )
         _fail(job, error)
+
+
+def _wait_for_slot(task, job: AnalysisJob) -> None:
+    """Every sandbox slot is taken: the job waits, queued, for the next run to free one."""
+    if slots.wait_for_slot(job.pk, task.request.id):
+        logger.info(
+            "Job %s waits for a sandbox slot (all %d taken)",
+            job.pk,
+            settings.MAX_CONCURRENT_SANDBOXES,
+            extra={"job_id": str(job.pk)},
+        )
 
 
 def _transient(error: BaseException) -> bool:
@@ -92,12 +123,16 @@ def _retry_later(task, job: AnalysisJob, error: BaseException) -> None:
         jobs.requeue_for_retry(job, error, where={"celery_task_id": task.request.id})
     except InvalidJobStateError:
         return  # cancelled meanwhile
+    _retry_task(task, job, countdown, error)
+
+
+def _retry_task(task, job: AnalysisJob, countdown: float, error: BaseException) -> None:
+    """Publish this task again, for the queued job; if that fails, dispatch will."""
     try:
         raise task.retry(countdown=countdown, exc=error)
     except Retry:
         raise
     except Exception as publish_error:
-        # The retry could not be published: hand the queued job to dispatch_pending_jobs.
         AnalysisJob.objects.filter(pk=job.pk).make_pending()
         logger.warning(
             "Could not schedule the retry of job %s; it waits for dispatch",

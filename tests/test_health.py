@@ -32,7 +32,14 @@ def test_health_is_healthy_with_the_sandbox_disabled(client, sandbox_disabled, c
     assert body["request_id"] == response["X-Request-ID"]
     assert body["timestamp"].endswith("Z")
     checks = body["checks"]
-    assert set(checks) == {"database", "celery", "kubernetes", "kubescape", "circuit_breakers"}
+    assert set(checks) == {
+        "database",
+        "celery",
+        "kubernetes",
+        "kubescape",
+        "sandbox_slots",
+        "circuit_breakers",
+    }
     assert checks["database"]["status"] == "healthy"
     assert checks["celery"] == {
         "status": "healthy",
@@ -40,7 +47,7 @@ def test_health_is_healthy_with_the_sandbox_disabled(client, sandbox_disabled, c
         "mode": "eager",
         "latency_ms": checks["celery"]["latency_ms"],
     }
-    for name in ("kubernetes", "kubescape"):
+    for name in ("kubernetes", "kubescape", "sandbox_slots"):
         assert checks[name]["status"] == "disabled"
         assert checks[name]["required"] is False
     assert checks["circuit_breakers"]["breakers"]["kubernetes"]["state"] == "closed"

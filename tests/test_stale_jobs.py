@@ -56,6 +56,7 @@ def test_dry_run_reports_and_the_real_run_does_exactly_that(organization):
         "failed": [str(give_up.pk)],
         "skipped": [],
         "cleanup_failures": {},
+        "slots": {"released": [], "cleaned_up": []},
         "dry_run": True,
     }
     assert set(AnalysisJob.objects.values_list("status", flat=True)) == {"running"}

@@ -192,6 +192,8 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Deployments sharing one broker keep apart by queue; web, beat and workers must agree.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_EAGER_PROPAGATES = True
 # Maintenance from beat; each run holds a lock in the shared cache, so overlapping runs act once.
 STALE_JOB_SECONDS = env.float("STALE_JOB_SECONDS", default=600.0)
@@ -324,6 +326,7 @@ RELIABILITY = {
         "celery": "reliability.health.check_celery",
         "kubernetes": "analysis.sandbox.checks.check_kubernetes",
         "kubescape": "analysis.sandbox.checks.check_kubescape",
+        "sandbox_slots": "analysis.sandbox.slots.check_sandbox_slots",
         "circuit_breakers": "reliability.health.check_circuit_breakers",
     },
     "HEALTH_CELERY_STALE_SECONDS": env.float("HEALTH_CELERY_STALE_SECONDS", default=30.0),
@@ -383,6 +386,14 @@ SANDBOX_POLL_MAX_SECONDS = env.float("SANDBOX_POLL_MAX_SECONDS", default=15.0)
 KUBESCAPE_SETTLE_SECONDS = env.float("KUBESCAPE_SETTLE_SECONDS", default=90.0)
 # Attempts of a job whose failure was transient (cluster errors, open circuit).
 ANALYSIS_MAX_ATTEMPTS = env.int("ANALYSIS_MAX_ATTEMPTS", default=3)
+# Sandboxes alive at once, across every worker and host (analysis/sandbox/slots.py). A job
+# that finds them all taken stays queued until a running job frees one.
+MAX_CONCURRENT_SANDBOXES = env.int("MAX_CONCURRENT_SANDBOXES", default=4)
+if MAX_CONCURRENT_SANDBOXES < 1:
+    raise ImproperlyConfigured("MAX_CONCURRENT_SANDBOXES must be at least 1.")
+# Web pods in Kubernetes run without a service-account token: they read the cluster's health
+# as the workers last probed it (analysis/sandbox/checks.py) instead of asking the API server.
+SANDBOX_HEALTH_FROM_WORKERS = env.bool("SANDBOX_HEALTH_FROM_WORKERS", default=False)
 
 # -- analysis jobs --------------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ class Command(CorrelatedCommand):
         lines += [f"  requeued {job_id}" for job_id in report["requeued"]]
         lines += [f"  failed   {job_id}" for job_id in report["failed"]]
         lines += [
+            f"  sandbox slot {verb} freed: {job_id}" for job_id in report["slots"]["released"]
+        ]
+        lines += [
             f"  left for the reconciler: {job_id}: {', '.join(items)}"
             for job_id, items in report["cleanup_failures"].items()
         ]
