@@ -13,3 +13,6 @@ class AnalysisConfig(AppConfig):
             tasks,  # noqa: F401 - registers the tasks, which dispatch publishes by name
         )
         from analysis.api import openapi  # noqa: F401 - registers the API-key scheme with drf-spectacular
+        from analysis.sandbox.checks import connect_worker_reports
+
+        connect_worker_reports()
