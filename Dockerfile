@@ -9,12 +9,11 @@ FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY pyproject.toml README.md ./
-COPY vexxy ./vexxy
-COPY reliability ./reliability
-COPY analysis ./analysis
-# Install the project to resolve its pinned ranges, then drop it: the code runs from /app.
-RUN pip install . && pip uninstall -y vexxy-premium
+# Exactly the versions and files of requirements.lock (make lock; one lock for amd64 and
+# arm64): every one pinned and hash-checked, nothing resolved here. The project itself is
+# not installed: the code runs from /app.
+COPY requirements.lock ./
+RUN pip install --no-deps --require-hashes --only-binary=:all: -r requirements.lock
 
 # -- runtime ------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

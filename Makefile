@@ -8,7 +8,7 @@ PORT ?= 8000
 STOP_TIMEOUT ?= 60
 export HOST PORT
 
-.PHONY: install check-port run test lint migrate clean
+.PHONY: install check-port run test lint migrate clean lock lock-check
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,27 @@ $(BIN)/.installed: pyproject.toml
 	@touch $@
 
 install: $(BIN)/.installed
+
+# requirements.lock: pyproject.toml's runtime dependencies (not the dev extra) pinned with
+# hashes, for Linux amd64 and arm64 alike (--universal); the image installs from it. uv keeps
+# the pins already in the output file, so an unchanged pyproject.toml gives an unchanged lock.
+LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command "make lock" --quiet --no-progress
+
+lock: install
+	$(LOCK_COMPILE) -o requirements.lock
+
+# CI (needs PyPI): regenerates the lock in a temporary copy and fails if it differs.
+lock-check: install
+	@test -f requirements.lock || { echo "requirements.lock is missing: run make lock" >&2; exit 1; }
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	cp requirements.lock "$$tmp/requirements.lock" && \
+	$(LOCK_COMPILE) -o "$$tmp/requirements.lock" && \
+	if diff -u requirements.lock "$$tmp/requirements.lock"; then \
+	  echo "requirements.lock is up to date with pyproject.toml"; \
+	else \
+	  echo "requirements.lock is out of date with pyproject.toml: run make lock" >&2; exit 1; \
+	fi
 
 migrate: install
 	mkdir -p "$${VEXXY_DATA_DIR:-var}"
