@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -49,7 +50,10 @@ from analysis.report.pages import admin_report, report_response
 from analysis.report.table import Filters
 from analysis.sandbox.reconcile import reconcile_sandboxes
 from analysis.status import JobStatus
+from analysis.tasks import reconcile_sandboxes_task
 from reliability.exceptions import VexxyException
+
+logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "VEXxy Premium Service"
 admin.site.site_header = SERVICE_NAME
@@ -450,6 +454,9 @@ class AnalysisJobAdmin(admin.ModelAdmin):
         if not settings.SANDBOX_ENABLED:
             self.message_user(request, "Sandbox disabled: nothing to reconcile.", messages.WARNING)
             return
+        if settings.SANDBOX_HEALTH_FROM_WORKERS:
+            self._reconcile_on_a_worker(request)
+            return
         try:
             report = reconcile_sandboxes()
         except VexxyException as error:
@@ -462,6 +469,25 @@ class AnalysisJobAdmin(admin.ModelAdmin):
         )
         for failure in report["failures"]:
             self.message_user(request, f"Could not delete {failure}", messages.WARNING)
+
+    def _reconcile_on_a_worker(self, request: HttpRequest) -> None:
+        """This process has no cluster credentials (web pods in Kubernetes): a worker has."""
+        try:
+            reconcile_sandboxes_task.delay()
+        except Exception as error:
+            logger.warning(
+                "Could not queue reconcile_sandboxes",
+                extra={"error_type": type(error).__name__},
+            )
+            self.message_user(
+                request, "Reconcile not queued: the broker is unavailable.", messages.ERROR
+            )
+            return
+        self.message_user(
+            request,
+            "Reconcile queued for a worker; its result is in the worker's log.",
+            messages.SUCCESS,
+        )
 
     def _apply(self, request: HttpRequest, queryset: QuerySet, operation, verb: str) -> None:
         done, refused = 0, []

@@ -27,6 +27,7 @@ from analysis.results import store_results
 from analysis.sandbox import manifests
 from analysis.status import JobStatus
 from tests.conftest import make_job
+from vexxy.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 
@@ -713,6 +714,21 @@ def test_reconcile_removes_orphaned_sandbox_objects_cluster_wide(
         sandbox_ready.get("apps/v1/deployments", manifests.sandbox_name(done.pk), "vexxy-sandbox")
         is None
     )
+
+
+def test_reconcile_without_cluster_credentials_is_queued_for_a_worker(
+    admin_client, settings, unconsumed_queue
+):
+    settings.SANDBOX_ENABLED = settings.SANDBOX_HEALTH_FROM_WORKERS = True
+
+    shown = shown_messages(admin_client.post(RECONCILE, follow=True))
+
+    assert shown == [
+        ("success", "Reconcile queued for a worker; its result is in the worker's log.")
+    ]
+    with celery_app.connection_for_read() as connection:
+        message = connection.SimpleQueue(unconsumed_queue).get(timeout=10)
+    assert message.headers["task"] == "analysis.reconcile_sandboxes"
 
 
 @pytest.mark.usefixtures("sandbox_disabled")
