@@ -73,3 +73,23 @@ def test_the_first_publish_makes_the_filesystem_brokers_folders(tmp_path):
         "queue",
     ]
     assert len(list((data_dir / "broker" / "queue").iterdir())) == 1  # the message is there
+
+
+@pytest.mark.parametrize(("pooling", "expected"), [("true", "True"), (None, "False")])
+def test_transaction_pooling_turns_off_server_side_cursors(pooling, expected):
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgres://vexxy@pgbouncer.example:6432/vexxy",
+        "DJANGO_SETTINGS_MODULE": "vexxy.settings",
+    }
+    env.pop("DATABASE_TRANSACTION_POOLING", None)
+    if pooling:
+        env["DATABASE_TRANSACTION_POOLING"] = pooling
+    code = (
+        "from django.conf import settings; db = settings.DATABASES['default']; "
+        "print(db['DISABLE_SERVER_SIDE_CURSORS'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == expected, done.stderr

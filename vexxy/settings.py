@@ -140,6 +140,10 @@ else:
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
     )
     _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    # Behind PgBouncer in transaction mode a connection may change server between two
+    # transactions: QuerySet.iterator()'s server-side cursors would not survive that.
+    # (Django already turns off psycopg's prepared statements.)
+    _db["DISABLE_SERVER_SIDE_CURSORS"] = env.bool("DATABASE_TRANSACTION_POOLING", default=False)
 _db["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
