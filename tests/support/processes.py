@@ -100,9 +100,19 @@ WORKER_ENV = {
 
 
 def start_celery_worker(
-    queue: str, hostname: str, env: dict[str, str], cwd: Path
+    queue: str,
+    hostname: str,
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    pool: str = "solo",
+    concurrency: int = 1,
 ) -> tuple[subprocess.Popen, ProcessOutput]:
-    """A real solo ``celery worker`` of this service on ``queue``, once it says it is ready."""
+    """A real ``celery worker`` of this service on ``queue``, once it says it is ready.
+
+    ``pool="threads"`` runs ``concurrency`` tasks in one process, which a SIGKILL takes
+    down whole (a prefork pool's children would outlive their parent for a while).
+    """
     process, output = start_process(
         [
             sys.executable,
@@ -112,7 +122,9 @@ def start_celery_worker(
             "vexxy",
             "worker",
             "--pool",
-            "solo",
+            pool,
+            "--concurrency",
+            str(concurrency),
             "-Q",
             queue,
             "--hostname",

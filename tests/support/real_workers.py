@@ -59,14 +59,21 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> ob
 class Workers:
     """Real ``celery worker`` processes consuming this test's queue, pointed at the double."""
 
-    def __init__(self, env: dict[str, str], queue: str) -> None:
+    def __init__(
+        self, env: dict[str, str], queue: str, *, pool: str = "solo", concurrency: int = 1
+    ) -> None:
         self.env, self.queue = env, queue
+        self.pool, self.concurrency = pool, concurrency
         self.started: list[subprocess.Popen] = []
+        self.outputs: list[ProcessOutput] = []
 
     def start(self, name: str) -> tuple[subprocess.Popen, ProcessOutput]:
         hostname = f"{name}-{self.queue}"
-        process, output = start_celery_worker(self.queue, hostname, self.env, REPO)
+        process, output = start_celery_worker(
+            self.queue, hostname, self.env, REPO, pool=self.pool, concurrency=self.concurrency
+        )
         self.started.append(process)
+        self.outputs.append(output)
         return process, output
 
     def stop_all(self) -> None:
