@@ -53,6 +53,8 @@ NOT_RUN = {
     "docker run --rm -p 16686:16686": "Docker",
     "# Trivy": "Trivy",
     ".venv/bin/python bench/api_load.py --peer": "minutes",
+    "# once: the namespace, and the Secret in it": "Kubernetes cluster",
+    "deploy/kind/quickstart.sh": "Docker",
 }
 
 
