@@ -123,16 +123,12 @@ def _retry_later(task, job: AnalysisJob, error: BaseException) -> None:
         jobs.requeue_for_retry(job, error, where={"celery_task_id": task.request.id})
     except InvalidJobStateError:
         return  # cancelled meanwhile
-    _retry_task(task, job, countdown, error)
-
-
-def _retry_task(task, job: AnalysisJob, countdown: float, error: BaseException) -> None:
-    """Publish this task again, for the queued job; if that fails, dispatch will."""
     try:
         raise task.retry(countdown=countdown, exc=error)
     except Retry:
         raise
     except Exception as publish_error:
+        # The retry could not be published: hand the queued job to dispatch_pending_jobs.
         AnalysisJob.objects.filter(pk=job.pk).make_pending()
         logger.warning(
             "Could not schedule the retry of job %s; it waits for dispatch",
