@@ -10,10 +10,16 @@ export HOST PORT
 
 .PHONY: install check-port run test lint migrate clean lock lock-check
 
-$(BIN)/.installed: pyproject.toml
+# kubernetes-validate (tests/test_deploy_manifests.py) lives apart, in $(VENV)/manifest-tools,
+# which only that test puts on its path: installed in the venv, it would be imported by every
+# `import kubernetes` (the client's dynamic module looks for it) and add 3 s to each start.
+MANIFEST_TOOLS = 'kubernetes-validate>=1.33,<2' 'importlib-resources>=6,<7'
+
+$(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps --upgrade --target $(VENV)/manifest-tools $(MANIFEST_TOOLS)
 	@touch $@
 
 install: $(BIN)/.installed

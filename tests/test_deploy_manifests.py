@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 from django.core.management import call_command
@@ -24,6 +23,11 @@ from django.core.management import call_command
 from analysis.budget import MAX_ANALYSIS_SECONDS, task_time_limits
 from analysis.sandbox.manifests import DEFAULT_SERVICE_ACCOUNT, DEFAULT_SERVICE_ACCOUNT_NAMESPACE
 from vexxy.container_health import beat_schedule, role_of
+
+# Installed apart by `make install` (see the Makefile): on the venv's path, every
+# `import kubernetes` in the service's processes would import it too.
+sys.path.append(str(Path(sys.prefix) / "manifest-tools"))
+import kubernetes_validate
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy" / "kubernetes"
