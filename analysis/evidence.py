@@ -1,7 +1,7 @@
 """Evidence: each Kubescape object a result was built from, kept with its hash and size.
 
 A document is encoded once (encoding a large one costs more than parsing it): its
-canonical text is what the hash and size are of, and what the JSON column stores.
+canonical text is what the hash and size are of, and what the text column stores.
 """
 
 from __future__ import annotations
@@ -9,10 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
-
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Expression, JSONField
-from django.db.models.sql.compiler import SQLCompiler
 
 from analysis.models import AnalysisEvidence, AnalysisJob
 
@@ -47,24 +43,8 @@ def store_evidence(
     return AnalysisEvidence.objects.create(
         job=job,
         evidence_type=evidence_type,
-        data=JsonText(text),
+        data=text,
         size_bytes=size,
         sha256=sha256,
         description=description[:500],
     )
-
-
-class JsonText(Expression):
-    """A JSON column's value given as JSON text, stored without being encoded again."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(output_field=JSONField())
-        self.text = text
-
-    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, list]:
-        return "%s", [self.text]
-
-    def as_postgresql(
-        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
-    ) -> tuple[str, list]:
-        return "%s::jsonb", [self.text]

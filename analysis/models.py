@@ -197,7 +197,9 @@ class AnalysisEvidence(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     job = models.ForeignKey(AnalysisJob, on_delete=models.CASCADE, related_name="evidence")
     evidence_type = models.CharField(max_length=64)
-    data = models.JSONField()
+    # Text, not JSON: it is kept and handed out, never queried, and PostgreSQL would parse a
+    # manifest of 100 MB into jsonb (slower than reading it, and capped at 256 MB).
+    data = models.TextField(help_text="The document as canonical JSON text (sorted keys).")
     size_bytes = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
     description = models.CharField(max_length=500, blank=True)

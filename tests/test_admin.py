@@ -315,7 +315,11 @@ def finished_job(organization) -> AnalysisJob:
     AnalysisJob.objects.filter(pk=job.pk).update(generated_vex_id=vex.pk)
     for kind, size, char in (("sbom", 2048, "e"), ("runtime_trace", 777, "f")):
         AnalysisEvidence.objects.create(
-            job=job, evidence_type=kind, data={"kind": kind}, size_bytes=size, sha256=char * 64
+            job=job,
+            evidence_type=kind,
+            data=json.dumps({"kind": kind}),
+            size_bytes=size,
+            sha256=char * 64,
         )
     job.refresh_from_db()
     return job
@@ -363,7 +367,11 @@ def test_a_large_job_page_shows_a_bounded_slice_and_links_the_rest(admin_client,
     store_results(job, [result(index) for index in range(1000)])
     big = {"matches": [{"id": f"m-{index}", "text": "x" * 200} for index in range(1000)]}
     evidence = AnalysisEvidence.objects.create(
-        job=job, evidence_type="full_manifest", data=big, size_bytes=210_000, sha256="a" * 64
+        job=job,
+        evidence_type="full_manifest",
+        data=json.dumps(big),
+        size_bytes=210_000,
+        sha256="a" * 64,
     )
 
     html = change_page(admin_client, job)
@@ -400,7 +408,11 @@ def test_deep_json_is_clipped_and_deep_evidence_never_decoded(admin_client, orga
     """Evidence 900 levels deep (stored before uploads were bounded) is shown as text."""
     job = admin_job(organization, status=JobStatus.FAILED, error_details=nested(40))
     evidence = AnalysisEvidence.objects.create(
-        job=job, evidence_type="full_manifest", data=nested(900), size_bytes=9000, sha256="b" * 64
+        job=job,
+        evidence_type="full_manifest",
+        data=json.dumps(nested(900)),
+        size_bytes=9000,
+        sha256="b" * 64,
     )
 
     html = unescape(change_page(admin_client, job))

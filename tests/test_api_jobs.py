@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -241,7 +242,7 @@ def test_evidence_and_vex(api, organization):
     AnalysisEvidence.objects.create(
         job=job,
         evidence_type="relevant_manifest",
-        data={"a": 1},
+        data=json.dumps({"a": 1}),
         size_bytes=8,
         sha256="f" * 64,
         description="relevant",

@@ -288,7 +288,11 @@ def large_job(organization) -> AnalysisJob:
         ],
     )
     AnalysisEvidence.objects.create(
-        job=job, evidence_type="full_manifest", data={"x": "y" * 1000}, size_bytes=1, sha256="0"
+        job=job,
+        evidence_type="full_manifest",
+        data=json.dumps({"x": "y" * 1000}),
+        size_bytes=1,
+        sha256="0",
     )
     return job
 

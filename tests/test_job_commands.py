@@ -25,7 +25,7 @@ def aged_job(organization, status: str = "queued", age_days: float = 0, **fields
 def with_results(job: AnalysisJob, evidence: int = 1, vex: int = 1) -> AnalysisJob:
     for _ in range(evidence):
         AnalysisEvidence.objects.create(
-            job=job, evidence_type="manifest", data={}, size_bytes=2, sha256="f" * 64
+            job=job, evidence_type="manifest", data="{}", size_bytes=2, sha256="f" * 64
         )
     for _ in range(vex):
         VexDocument.objects.create(job=job, document={})

@@ -135,7 +135,7 @@ def assert_complete(world: SandboxWorld) -> None:
         else "not_affected"
         for m in FULL_CONTENT["matches"]
     }
-    evidence = {e.evidence_type: e.data for e in job.evidence.all()}
+    evidence = {e.evidence_type: json.loads(e.data) for e in job.evidence.all()}
     assert set(evidence) == {"full_manifest", "relevant_manifest"}
     assert evidence["full_manifest"]["metadata"]["name"] == world.image_slug
     relevant = evidence["relevant_manifest"]["metadata"]
@@ -311,7 +311,7 @@ def test_crash_loop_fails_with_the_pod_and_its_last_log_lines(world):
     # The lines may echo secrets: kept as evidence (admin only), counted in the error.
     assert "logs" not in details
     assert details["log_lines"] == 2
-    assert world.job.evidence.get(evidence_type="sandbox_logs").data == [
+    assert json.loads(world.job.evidence.get(evidence_type="sandbox_logs").data) == [
         "starting nginx",
         "emerg: bind() to 0.0.0.0:80 failed (13: Permission denied)",
     ]
