@@ -10,7 +10,9 @@
 # `make run` to var/kind-$CLUSTER_NAME.env and prints what to run next.
 #
 # Docker is not available on the machines that build and test this project: this script is
-# never run there, only checked by shellcheck (tests/test_quickstart_script.py).
+# never run there against a real cluster. It is checked by shellcheck
+# (tests/test_quickstart_script.py) and run with its tools played by stubs
+# (tests/test_quickstart_run.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
