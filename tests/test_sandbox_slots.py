@@ -272,3 +272,18 @@ def test_a_recent_slot_is_left_to_the_run_that_holds_it(world):
 
     assert report["slots"] == {"released": [], "cleaned_up": []}
     assert held() == {0: world.job.celery_task_id}
+
+
+def test_health_reports_the_slots_in_use_and_the_jobs_waiting(client, world):
+    take_all_slots()
+    run_task(world.job)  # finds none free: waits
+
+    check = client.get("/health").json()["checks"]["sandbox_slots"]
+
+    assert {key: check[key] for key in ("status", "required", "limit", "in_use", "waiting")} == {
+        "status": "healthy",
+        "required": False,
+        "limit": 2,
+        "in_use": 2,
+        "waiting": 1,
+    }
