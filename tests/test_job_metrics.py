@@ -29,6 +29,7 @@ from analysis.metrics import JobCollector, classify_request
 from analysis.models import AnalysisJob
 from analysis.profiles import normalize_config
 from analysis.results import Evidence
+from analysis.sandbox import slots
 from analysis.sandbox.pipeline import PHASES
 from analysis.sandbox.reconcile import reconcile_sandboxes
 from tests.conftest import REPO, make_job
@@ -324,6 +325,17 @@ def test_the_collector_counts_undispatched_jobs_and_the_oldest_heartbeat(
 
     assert value("vexxy_jobs_undispatched", scrape) == 2
     assert 100 <= value("vexxy_running_jobs_oldest_heartbeat_age_seconds", scrape) < 130
+
+
+def test_the_collector_reads_the_sandbox_slots(organization, scrape, settings):
+    settings.MAX_CONCURRENT_SANDBOXES = 3
+    assert slots.acquire(uuid.uuid4(), "run-1")
+    make_job(organization, current_phase=slots.WAITING_PHASE)
+    make_job(organization, current_phase=slots.WAITING_PHASE, status="cancelled")
+
+    assert value("vexxy_sandbox_slots_in_use", scrape) == 1
+    assert value("vexxy_sandbox_slots_limit", scrape) == 3
+    assert value("vexxy_jobs_waiting_for_sandbox_slot", scrape) == 1
 
 
 def test_no_running_job_is_an_age_of_zero(organization, scrape):
