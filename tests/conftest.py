@@ -26,6 +26,7 @@ from analysis.status import TERMINAL
 from reliability.logs import RequestIdFilter
 from tests.support.kube_api import running_kube_api
 from tests.support.processes import WORKER_ENV, start_celery_worker
+from tests.support.queues import published_to
 from vexxy.celery import app as celery_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -269,15 +270,5 @@ def unconsumed_queue():
     """Tasks are really published, to a queue of this test's that no worker reads."""
     import uuid
 
-    conf = celery_app.conf
-    saved = (conf.task_always_eager, conf.task_default_queue)
-    queue = f"test-unconsumed-{uuid.uuid4().hex[:8]}"
-    conf.task_always_eager, conf.task_default_queue = False, queue
-    try:
+    with published_to(f"test-unconsumed-{uuid.uuid4().hex[:8]}") as queue:
         yield queue
-    finally:
-        conf.task_always_eager, conf.task_default_queue = saved
-        with celery_app.connection_for_write() as connection:
-            channel = connection.default_channel
-            channel.queue_purge(queue)
-            channel.queue_delete(queue)

@@ -35,9 +35,9 @@ from analysis.sandbox.client import api_client
 from analysis.status import RUNNING
 from tests.support.live_server import LiveServer, start_gunicorn, stop
 from tests.support.processes import WORKER_ENV
+from tests.support.queues import published_to
 from tests.support.real_workers import Workers, reconcile_dry_run, wait_until
 from tests.support.sandbox_world import IMAGE_DIGEST, IMAGE_REF, SandboxWorld
-from vexxy.celery import app as celery_app
 
 JOBS, WORKERS, THREADS, LIMIT = 30, 3, 2, 4
 PROFILE_SECONDS = 1.5  # Kubescape's learning, as long as it takes a worker to be caught in it
@@ -111,17 +111,8 @@ def sandboxes_over_time(kube) -> tuple[int, Counter]:
 @pytest.fixture
 def queue() -> Iterator[str]:
     """This test's queue; this process publishes there too (recovery, dispatch)."""
-    name = f"test-many-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    conf = celery_app.conf
-    saved = (conf.task_always_eager, conf.task_default_queue)
-    conf.task_always_eager, conf.task_default_queue = False, name
-    try:
+    with published_to(f"test-many-{os.getpid()}-{uuid.uuid4().hex[:8]}") as name:
         yield name
-    finally:
-        conf.task_always_eager, conf.task_default_queue = saved
-        with celery_app.connection_for_write() as connection:
-            connection.default_channel.queue_purge(name)
-            connection.default_channel.queue_delete(name)
 
 
 @pytest.fixture

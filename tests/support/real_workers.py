@@ -29,6 +29,7 @@ from analysis.recovery import recover_stale_jobs
 from analysis.sandbox import manifests
 from analysis.sandbox.client import api_client
 from tests.support.processes import WORKER_ENV, ProcessOutput, start_celery_worker
+from tests.support.queues import published_to
 from tests.support.sandbox_world import (
     DEPLOYMENTS,
     IMAGE_DIGEST,
@@ -37,7 +38,6 @@ from tests.support.sandbox_world import (
     REPLICASETS,
     SandboxWorld,
 )
-from vexxy.celery import app as celery_app
 
 REPO = Path(__file__).resolve().parents[2]
 DURATION = 60
@@ -103,19 +103,12 @@ def workers(child_env: dict[str, str], sandbox_ready, tmp_path: Path) -> Iterato
         "KUBESCAPE_SETTLE_SECONDS": "0",
         "K8S_MAX_ATTEMPTS": "3",
     }
-    conf = celery_app.conf
-    saved = (conf.task_always_eager, conf.task_default_queue)
-    conf.task_always_eager, conf.task_default_queue = False, queue
-    pool = Workers(env, queue)
-    try:
-        yield pool
-    finally:
-        conf.task_always_eager, conf.task_default_queue = saved
-        pool.stop_all()
-        with celery_app.connection_for_write() as connection:
-            channel = connection.default_channel
-            channel.queue_purge(queue)
-            channel.queue_delete(queue)
+    with published_to(queue):
+        pool = Workers(env, queue)
+        try:
+            yield pool
+        finally:
+            pool.stop_all()
 
 
 @pytest.fixture
