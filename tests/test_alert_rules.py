@@ -8,7 +8,6 @@ nothing but PyYAML.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -17,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.support.tools import required_tool
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS = REPO / "deploy" / "prometheus"
@@ -58,13 +59,7 @@ def runbook_anchor(alertname: str) -> str:
 
 @pytest.fixture
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if not path:
-        reason = "needs promtool (apt-get install prometheus)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set: {reason}")
-        pytest.skip(reason)
-    return path
+    return required_tool("promtool", "prometheus")
 
 
 def run(*command: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

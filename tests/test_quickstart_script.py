@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+from tests.support.tools import required_tool
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "deploy" / "kind" / "quickstart.sh"
@@ -28,13 +29,7 @@ def script_id(path: Path) -> str:
 
 @pytest.fixture
 def shellcheck() -> str:
-    path = shutil.which("shellcheck")
-    if not path:
-        reason = "needs shellcheck (apt-get install shellcheck)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set: {reason}")
-        pytest.skip(reason)
-    return path
+    return required_tool("shellcheck", "shellcheck")
 
 
 def test_the_quick_start_is_among_the_checked_scripts():
