@@ -10,7 +10,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from django.core.management import call_command
 
 from analysis.budget import MAX_ANALYSIS_SECONDS, task_time_limits
 from analysis.sandbox.manifests import DEFAULT_SERVICE_ACCOUNT, DEFAULT_SERVICE_ACCOUNT_NAMESPACE
+from tests.support.tools import required_tool
 from vexxy.container_health import beat_schedule, role_of
 
 # Installed apart by `make install` (see the Makefile): on the venv's path, every
@@ -312,10 +312,9 @@ def test_the_secret_templates_placeholder_key_cannot_start_production() -> None:
     assert "SECRET_KEY" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_kubectl_renders_the_base_with_the_roles_in_their_namespaces() -> None:
     rendered = subprocess.run(
-        ["kubectl", "kustomize", str(DEPLOY)],
+        [required_tool("kubectl", "kubectl"), "kustomize", str(DEPLOY)],
         capture_output=True,
         text=True,
         check=True,
