@@ -1,45 +1,86 @@
-"""Cursor pagination whose bad parameters are 400s naming the parameter.
+"""Keyset cursor pagination on a unique ordering, whose bad parameters are 400s naming them.
 
-DRF answers a cursor it cannot decode with a 404 and passes a decodable but
-tampered position straight to the database (a 500 when it is not a value of
-the ordering column); an invalid ``page_size`` silently becomes the default.
+DRF's ``CursorPagination`` keeps the value of the first ordering field as the
+position and an offset among the rows that share it. Rows with equal values
+come back in whatever order the database likes, so a page boundary inside a
+tie may skip or repeat rows, and past ``offset_cutoff`` (1,000) equal values
+it pages in a circle. It also answers a cursor it cannot decode with a 404,
+passes a decodable but tampered position to the database (a 500 when it is
+not a value of the ordering column) and silently turns an invalid
+``page_size`` into the default.
+
+Here the ordering ends in a unique field (``("-created_at", "-id")``) and the
+cursor holds every ordering field's value of the row at the page boundary;
+the next page is the rows strictly beyond it (``created_at < c OR
+(created_at = c AND id < i)``). No offset, no ties, the same query on every
+page. Cursors are DRF's spelling (base64 of ``r=1&p=...``), one ``p`` per
+ordering field.
 """
 
 from __future__ import annotations
 
+from base64 import b64decode, b64encode
+from binascii import Error as Base64Error
+from datetime import datetime
 from typing import Any
+from urllib import parse
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Field, QuerySet
-from rest_framework.exceptions import NotFound
-from rest_framework.pagination import Cursor, CursorPagination
+from django.db.models import Field, Q, QuerySet
+from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from .exceptions import ValidationError
 
+Position = tuple[Any, ...]
 
-class CheckedCursorPagination(CursorPagination):
+
+class KeysetCursorPagination(CursorPagination):
+    """Subclasses set ``ordering`` (a tuple whose last field is unique), ``page_size`` and
+    ``max_page_size``. Pages are model instances or the dicts of ``values()``."""
+
+    ordering: tuple[str, ...]
     page_size_query_param = "page_size"
     invalid_cursor_message = "Not a cursor this API gave: use a next or previous link as is."
 
     def paginate_queryset(
         self, queryset: QuerySet, request: Request, view: Any = None
     ) -> list[Any] | None:
-        ordering = self.ordering if isinstance(self.ordering, str) else self.ordering[0]
-        self._position_field: Field = queryset.model._meta.get_field(ordering.lstrip("-"))
-        return super().paginate_queryset(queryset, request, view)
+        self.request = request
+        self.base_url = request.build_absolute_uri()
+        self.page_size = self.get_page_size(request)
+        meta = queryset.model._meta
+        self._keys: list[tuple[Field, bool]] = [
+            (meta.get_field(name.lstrip("-")), name.startswith("-")) for name in self.ordering
+        ]
+        self._position, self._reverse = self._read_cursor(request)
 
-    def decode_cursor(self, request: Request) -> Cursor | None:
-        try:
-            cursor = super().decode_cursor(request)
-        except NotFound:
-            raise invalid("cursor", self.invalid_cursor_message) from None
-        if cursor is not None and cursor.position is not None:
-            try:
-                self._position_field.to_python(cursor.position)
-            except (DjangoValidationError, ValueError, TypeError):
-                raise invalid("cursor", self.invalid_cursor_message) from None
-        return cursor
+        if self._position is not None:
+            queryset = queryset.filter(self._beyond(self._position, self._reverse))
+        ordering = [self._order(field, descending) for field, descending in self._keys]
+        rows = list(queryset.order_by(*ordering)[: self.page_size + 1])
+        more = len(rows) > self.page_size
+        self.page = rows[: self.page_size]
+        if self._reverse:
+            self.page.reverse()
+            self.has_previous, self.has_next = more, True
+        else:
+            self.has_previous, self.has_next = self._position is not None, more
+        return self.page
+
+    def get_next_link(self) -> str | None:
+        if not self.has_next:
+            return None
+        if not self.page:  # nothing before the cursor: the page after it is the first one
+            return remove_query_param(self.base_url, self.cursor_query_param)
+        return self._link(self._position_of(self.page[-1]), reverse=False)
+
+    def get_previous_link(self) -> str | None:
+        if not self.has_previous:
+            return None
+        boundary = self._position_of(self.page[0]) if self.page else self._position
+        return self._link(boundary, reverse=True)
 
     def get_page_size(self, request: Request) -> int:
         given = request.query_params.get(self.page_size_query_param)
@@ -60,6 +101,65 @@ class CheckedCursorPagination(CursorPagination):
                     minimum=1, maximum=self.max_page_size, default=self.page_size
                 )
         return parameters
+
+    # -- the position ------------------------------------------------------------------------
+
+    def _beyond(self, position: Position, reverse: bool) -> Q:
+        """Rows strictly after ``position`` in the ordering (before it when ``reverse``)."""
+        beyond, equal = Q(), {}
+        for (field, descending), value in zip(self._keys, position, strict=True):
+            lookup = "lt" if descending != reverse else "gt"
+            beyond |= Q(**equal, **{f"{field.attname}__{lookup}": value})
+            equal[field.attname] = value
+        # The first field's range on its own, so that its index bounds the scan.
+        field, descending = self._keys[0]
+        bound = Q(**{f"{field.attname}__{'lte' if descending != reverse else 'gte'}": position[0]})
+        return bound & beyond
+
+    def _order(self, field: Field, descending: bool) -> str:
+        return f"{'-' if descending != self._reverse else ''}{field.attname}"
+
+    def _position_of(self, row: Any) -> Position:
+        if isinstance(row, dict):
+            return tuple(row[field.attname] for field, _ in self._keys)
+        return tuple(getattr(row, field.attname) for field, _ in self._keys)
+
+    # -- the cursor --------------------------------------------------------------------------
+
+    def _link(self, position: Position, *, reverse: bool) -> str:
+        tokens = {"p": [_spell(value) for value in position]}
+        if reverse:
+            tokens["r"] = ["1"]
+        encoded = b64encode(parse.urlencode(tokens, doseq=True).encode("ascii")).decode("ascii")
+        return replace_query_param(self.base_url, self.cursor_query_param, encoded)
+
+    def _read_cursor(self, request: Request) -> tuple[Position | None, bool]:
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded is None:
+            return None, False
+        try:
+            query = b64decode(encoded.encode("ascii"), validate=True).decode("ascii")
+            tokens = parse.parse_qs(query, keep_blank_values=True, strict_parsing=True)
+            reverse = tokens.pop("r", ["0"])
+            values = tokens.pop("p")
+            if tokens or reverse not in (["0"], ["1"]) or len(values) != len(self._keys):
+                raise ValueError(encoded)
+            position = tuple(
+                field.to_python(value) for (field, _), value in zip(self._keys, values, strict=True)
+            )
+        except (Base64Error, UnicodeError, KeyError, ValueError, TypeError, DjangoValidationError):
+            raise invalid(self.cursor_query_param, self.invalid_cursor_message) from None
+        if any(value is None or _naive(value) for value in position):
+            raise invalid(self.cursor_query_param, self.invalid_cursor_message)
+        return position, reverse == ["1"]
+
+
+def _spell(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _naive(value: Any) -> bool:
+    return isinstance(value, datetime) and value.tzinfo is None
 
 
 def invalid(name: str, message: str) -> ValidationError:

@@ -201,6 +201,9 @@ def test_documents_inside_a_json_body_are_bounded_too(api):
 # -- cursors and filters -----------------------------------------------------------------------
 
 
+JOB_ID = "11111111-2222-4333-8444-555555555555"
+
+
 def cursor(query: str) -> str:
     return base64.b64encode(query.encode()).decode()
 
@@ -212,10 +215,27 @@ def cursor(query: str) -> str:
         "%%%not-base64",
         cursor("o=-5"),
         cursor("o=1&r=x"),
-        cursor("p=not-a-date"),
-        cursor("p=2024-13-45 99:00:00"),
+        cursor(f"p=not-a-date&p={JOB_ID}"),
+        cursor(f"p=2024-13-45 99:00:00&p={JOB_ID}"),
+        cursor(f"p=2024-01-01T00:00:00&p={JOB_ID}"),
+        cursor("p=2024-01-01T00:00:00%2B00:00&p=not-a-uuid"),
+        cursor("p=2024-01-01T00:00:00%2B00:00"),
+        cursor(f"p=2024-01-01T00:00:00%2B00:00&p={JOB_ID}&p={JOB_ID}"),
+        cursor(f"p=2024-01-01T00:00:00%2B00:00&p={JOB_ID}&x=1"),
     ],
-    ids=["binary", "not-base64", "negative-offset", "bad-reverse", "bad-position", "bad-date"],
+    ids=[
+        "binary",
+        "not-base64",
+        "offset-only",
+        "bad-reverse",
+        "bad-position",
+        "bad-date",
+        "naive-date",
+        "bad-id",
+        "short-position",
+        "long-position",
+        "unknown-token",
+    ],
 )
 def test_a_tampered_list_cursor_is_a_400_naming_it(api, organization, value):
     make_job(organization)

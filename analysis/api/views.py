@@ -44,7 +44,7 @@ from analysis.status import JobStatus
 from analysis.uuids import parse_uuid
 from reliability.documents import Bounds
 from reliability.exceptions import ResourceNotFoundError, ValidationError
-from reliability.pagination import CheckedCursorPagination
+from reliability.pagination import KeysetCursorPagination
 from reliability.parsers import BoundedJSONParser
 
 
@@ -138,14 +138,14 @@ class ImportView(OrganizationScoped, APIView):
         return Response(ImportResponseSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
-class JobCursorPagination(CheckedCursorPagination):
-    ordering = "-created_at"
+class JobCursorPagination(KeysetCursorPagination):
+    ordering = ("-created_at", "-id")
     page_size = 20
     max_page_size = 100
 
 
-class ResultCursorPagination(CheckedCursorPagination):
-    ordering = "position"
+class ResultCursorPagination(KeysetCursorPagination):
+    ordering = ("position",)  # unique within a job
     page_size = 100
     max_page_size = 1000
 
