@@ -85,3 +85,14 @@ def test_rows_cannot_stand_for_fields_that_are_not_columns():
 
     with pytest.raises(TypeError, match="estimated_duration_minutes is not a column"):
         compile_representation(SubmitResponseSerializer(), rows=True)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Sofia"])
+def test_a_page_of_rows_is_represented_like_its_instances_in_the_current_zone(jobs, zone):
+    rows = AnalysisJob.objects.order_by("created_at").values(*JobSerializer.columns())
+    ordered = sorted(jobs, key=lambda job: job.created_at)
+    with timezone.override(ZoneInfo(zone)):
+        page = JobSerializer.represent_rows(rows)
+        assert page == [JobSerializer(job).data for job in ordered]
+    assert page[1]["completed_at"].endswith("Z") == (zone == "UTC")

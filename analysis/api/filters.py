@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import QueryDict
 from rest_framework import serializers
 
 from analysis.image_reference import SHA256_DIGEST_PATTERN
@@ -19,7 +20,23 @@ from analysis.status import JobStatus
 from analysis.vex.builder import VEX_STATUSES
 
 
-class JobListFilters(serializers.Serializer):
+class QueryFilters(serializers.Serializer):
+    """Subclasses declare the fields and ``apply`` their validated data to a queryset."""
+
+    @classmethod
+    def filter(cls, queryset: QuerySet, query: QueryDict) -> QuerySet:
+        """``queryset`` narrowed by the query string; 400 naming a bad value."""
+        if not any(name in query for name in cls._declared_fields):
+            return queryset  # building the serializer costs more than the page query
+        filters = cls(data=query.dict())
+        filters.is_valid(raise_exception=True)
+        return filters.apply(queryset)
+
+    def apply(self, queryset: QuerySet) -> QuerySet:
+        raise NotImplementedError
+
+
+class JobListFilters(QueryFilters):
     status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
     # The replaced service called it status_filter; both are accepted.
     status_filter = serializers.ChoiceField(choices=JobStatus.choices, required=False)
@@ -63,7 +80,7 @@ class JobListFilters(serializers.Serializer):
         return queryset.filter(**{k: v for k, v in lookups.items() if v is not None})
 
 
-class ResultFilters(serializers.Serializer):
+class ResultFilters(QueryFilters):
     status = serializers.ChoiceField(choices=VEX_STATUSES, required=False)
     severity = serializers.ChoiceField(choices=SEVERITIES, required=False)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
@@ -292,6 +293,11 @@ class JobFieldsSerializer(serializers.ModelSerializer):
     def represent_row(cls, row: dict[str, Any]) -> dict[str, Any]:
         """The same for a row of ``values(*cls.columns())``: no model instance is built."""
         return _representation(cls, rows=True)(row)
+
+    @classmethod
+    def represent_rows(cls, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``represent_row`` of each row, for a page."""
+        return _representation(cls, rows=True).many(rows)
 
     @classmethod
     def columns(cls) -> list[str]:

@@ -155,11 +155,10 @@ class JobListView(OrganizationScoped, generics.ListAPIView):
     pagination_class = JobCursorPagination
 
     def get_queryset(self):
-        filters = JobListFilters(data=self.request.query_params.dict())
-        filters.is_valid(raise_exception=True)
         jobs = AnalysisJob.objects.for_organization(self.organization)
+        jobs = JobListFilters.filter(jobs, self.request.query_params)
         # Rows as dicts: building a model instance per job cost a quarter of a page.
-        return filters.apply(jobs).values(*JobSerializer.columns())
+        return jobs.values(*JobSerializer.columns())
 
     @extend_schema(
         operation_id="analysis_list",
@@ -169,7 +168,7 @@ class JobListView(OrganizationScoped, generics.ListAPIView):
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response([JobSerializer.represent_row(row) for row in page])
+        return self.get_paginated_response(JobSerializer.represent_rows(page))
 
 
 class JobDetailView(OrganizationScoped, APIView):
@@ -211,10 +210,9 @@ class JobResultsView(OrganizationScoped, APIView):
     )
     def get(self, request: Request, job_id: str) -> Response:
         job = self.get_complete_job(job_id)
-        filters = ResultFilters(data=request.query_params.dict())
-        filters.is_valid(raise_exception=True)
+        results = ResultFilters.filter(job.results.all(), request.query_params)
         paginator = ResultCursorPagination()
-        page = paginator.paginate_queryset(filters.apply(job.results.all()), request, self)
+        page = paginator.paginate_queryset(results, request, self)
         body = JobResultsSerializer(job).data
         body.update(
             next=paginator.get_next_link(),
