@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -66,12 +68,22 @@ class KeyRejected(Exception):
     """The key is unusable; the message is safe to show its holder."""
 
 
-def verify_key(plaintext: str) -> ApiKey:
+# Reads the shared cache: ``cache.get``, or a call that does more in the same round trip.
+CacheRead = Callable[[str], Any]
+
+
+def parse_key(plaintext: str) -> tuple[str, str]:
+    """The prefix and the secret of a presented key."""
     parts = plaintext.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise KeyRejected("Malformed API key.")
-    _, prefix, secret = parts
-    api_key = _find(prefix)
+    return parts[1], parts[2]
+
+
+def verify_key(plaintext: str, read: CacheRead | None = None) -> ApiKey:
+    """The key's row, if the key is usable; its cached copy is read through ``read``."""
+    prefix, secret = parse_key(plaintext)
+    api_key = _find(prefix, read or cache.get)
     if api_key is None or not hmac.compare_digest(api_key.secret_hash, hash_secret(secret)):
         raise KeyRejected("Invalid API key.")
     if api_key.is_revoked:
@@ -102,10 +114,10 @@ def _cache_key(prefix: str) -> str:
     return f"api-key:{prefix}"
 
 
-def _find(prefix: str) -> ApiKey | None:
+def _find(prefix: str, read: CacheRead) -> ApiKey | None:
     ttl = settings.API_KEY_CACHE_SECONDS
     if ttl > 0:
-        cached = cache.get(_cache_key(prefix))
+        cached = read(_cache_key(prefix))
         if cached is not None:
             return cached
     api_key = ApiKey.objects.select_related("organization").filter(prefix=prefix).order_by()

@@ -10,6 +10,8 @@
   response callbacks) for every call, which costs more than the round trip.
 * ``incr_with_expiry``: one atomic step for rate limits — a single Lua call on
   Redis, ``add`` + ``incr`` elsewhere.
+* ``get_and_count``: a read and such a step in one round trip, for a request that
+  needs both (an API key's cached row and its rate-limit counter).
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ INCR_WITH_EXPIRY = """
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
+"""
+
+
+# The same, and GET another key in the same call (false, hence nil, when it is absent).
+GET_AND_COUNT = """
+local count = redis.call('INCR', KEYS[2])
+if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+return {redis.call('GET', KEYS[1]), count}
 """
 
 
@@ -50,7 +60,9 @@ class ReusedRedisClients(RedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}
-        self._incr_script: Any = None  # bound to the write client, which is always pool 0
+        # Bound to the write client, which is always pool 0.
+        self._incr_script: Any = None
+        self._get_and_count_script: Any = None
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         index = self._get_connection_pool_index(write)
@@ -66,6 +78,13 @@ class ReusedRedisClients(RedisCacheClient):
             self._incr_script = self.get_client(key, write=True).register_script(INCR_WITH_EXPIRY)
         return int(self._incr_script(keys=[key], args=[ttl]))
 
+    def get_and_count(self, key: str, counter: str, ttl: int) -> tuple[Any, int]:
+        if self._get_and_count_script is None:
+            client = self.get_client(counter, write=True)
+            self._get_and_count_script = client.register_script(GET_AND_COUNT)
+        value, count = self._get_and_count_script(keys=[key, counter], args=[ttl])
+        return (None if value is None else self._serializer.loads(value)), int(count)
+
 
 class RedisCache(DjangoRedisCache):
     @cached_property
@@ -74,6 +93,11 @@ class RedisCache(DjangoRedisCache):
 
     def incr_with_expiry(self, key: Any, ttl: int, version: int | None = None) -> int:
         return self._cache.incr_with_expiry(self.make_and_validate_key(key, version=version), ttl)
+
+    def get_and_count(self, key: Any, counter: Any, ttl: int) -> tuple[Any, int]:
+        return self._cache.get_and_count(
+            self.make_and_validate_key(key), self.make_and_validate_key(counter), ttl
+        )
 
 
 def incr_with_expiry(cache: BaseCache, key: str, ttl: int) -> int:
@@ -91,3 +115,11 @@ def incr_with_expiry(cache: BaseCache, key: str, ttl: int) -> int:
             return cache.incr(key)
         except ValueError:  # expired between add and incr: start it again
             continue
+
+
+def get_and_count(cache: BaseCache, key: str, counter: str, ttl: int) -> tuple[Any, int]:
+    """``cache.get(key)`` and ``incr_with_expiry(cache, counter, ttl)``: one round trip on Redis."""
+    method = getattr(cache, "get_and_count", None)
+    if method is not None:
+        return method(key, counter, ttl)
+    return cache.get(key), incr_with_expiry(cache, counter, ttl)

@@ -7,16 +7,26 @@ through. Here a request is one atomic increment (``reliability.cache.
 incr_with_expiry``: a single Lua call on Redis) of a counter for the current window;
 windows are fixed and aligned to the clock (a ``/minute`` window starts at :00), so
 a client gets exactly the rate per window and ``Retry-After`` is the time left in it.
+
+Authentication may count a request before the throttles run, in the round trip
+that reads its credentials (``count_early``); the throttle then uses that count
+instead of counting again.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from .cache import incr_with_expiry
+
+# (counter key, ttl) -> the counter's value after this request's increment
+Increment = Callable[[str, int], int]
+EARLY_COUNTS = "_reliability_early_counts"  # attribute of the HttpRequest
 
 
 class FixedWindowRateThrottle(SimpleRateThrottle):
@@ -31,11 +41,26 @@ class FixedWindowRateThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
+        early = getattr(request._request, EARLY_COUNTS, {}).pop(self.key, None)
+        count, self.window_ends = early or self._count(self.key, self._increment)
         self.now = self.timer()
-        window = math.floor(self.now / self.duration)
-        self.window_ends = (window + 1) * self.duration
-        count = incr_with_expiry(self.cache, f"{self.key}:{window}", self.duration + 1)
         return count <= self.num_requests
 
     def wait(self) -> float:
         return max(self.window_ends - self.now, 0.0)
+
+    def count_early(self, request: HttpRequest, key: str, increment: Increment) -> None:
+        """Count ``request`` against ``key`` now, through ``increment``; ``allow_request``
+        for the same key then decides on this count."""
+        if self.rate is None:
+            return
+        counts = request.__dict__.setdefault(EARLY_COUNTS, {})
+        counts[key] = self._count(key, increment)
+
+    def _count(self, key: str, increment: Increment) -> tuple[int, float]:
+        window = math.floor(self.timer() / self.duration)
+        count = increment(f"{key}:{window}", self.duration + 1)
+        return count, (window + 1) * self.duration
+
+    def _increment(self, counter: str, ttl: int) -> int:
+        return incr_with_expiry(self.cache, counter, ttl)

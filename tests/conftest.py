@@ -194,6 +194,23 @@ def other_api(other_organization):
     return api_client_for(other_organization)
 
 
+@pytest.fixture
+def rate(settings):
+    """Sets the API rate limit of this process for the test."""
+    from analysis.api.authentication import ApiKeyRateThrottle
+
+    def set_rate(value: str) -> None:
+        settings.REST_FRAMEWORK = {
+            **settings.REST_FRAMEWORK,
+            "DEFAULT_THROTTLE_RATES": {"api_key": value},
+        }
+        ApiKeyRateThrottle.THROTTLE_RATES = {"api_key": value}
+
+    yield set_rate
+    if "THROTTLE_RATES" in ApiKeyRateThrottle.__dict__:
+        del ApiKeyRateThrottle.THROTTLE_RATES
+
+
 ENVELOPE_KEYS = {"error", "message", "details", "timestamp", "request_id"}
 
 

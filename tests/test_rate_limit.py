@@ -20,21 +20,6 @@ LIST = "/api/v1/analysis"
 
 
 @pytest.fixture
-def rate(settings):
-    """Sets the API rate limit of this process for the test."""
-
-    def set_rate(value: str) -> None:
-        settings.REST_FRAMEWORK = {
-            **settings.REST_FRAMEWORK,
-            "DEFAULT_THROTTLE_RATES": {"api_key": value},
-        }
-        ApiKeyRateThrottle.THROTTLE_RATES = {"api_key": value}
-
-    yield set_rate
-    del ApiKeyRateThrottle.THROTTLE_RATES
-
-
-@pytest.fixture
 def clock(monkeypatch):
     """The throttle's clock, set by the test."""
     now = {"t": 1_800_000_000.0}  # a whole minute: 30,000,000 minutes since the epoch
