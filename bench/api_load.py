@@ -12,9 +12,10 @@ It starts a throwaway PostgreSQL and Redis on loopback, migrates, and seeds what
 harness seeds (``../shared/bench-anchor/loadgen.md``: 200 jobs, the status target
 ``11111111-2222-4333-8444-555555555555`` running) for one organization, and the same 200 jobs
 with 450 stored results per complete job for a second. It serves the service as the
-Procfile does (``gunicorn -c gunicorn.conf.py``, 2 workers), with an idle Celery worker
-and beat, logs at WARNING and ``API_RATE_LIMIT`` high enough that the throttle runs but never
-refuses. Then wrk (closed loop, keep-alive, on loopback) runs each endpoint after a warm-up:
+Procfile does (``gunicorn -c gunicorn.conf.py``: sync workers, 2 per core + 1), with an
+idle Celery worker and beat, logs at WARNING and ``API_RATE_LIMIT`` high enough that the
+throttle runs but never refuses. Then wrk (closed loop, keep-alive, on loopback) runs each
+endpoint after a warm-up:
 
 * ``floor`` — ``/bench/floor`` (``bench/floor.py``): a plain Django JSON view, same server
   and middleware, no DRF or database: our own floor;
@@ -333,6 +334,8 @@ def read_peer(path: Path) -> dict[tuple[str, int], tuple[float, float]]:
     samples: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
     with path.open() as handle:
         for row in csv.reader(handle, delimiter="\t"):
+            if not row[0].isdigit():  # a variant ("info-logs": INFO logs on), not a round
+                continue
             result = dict(pair.split("=") for pair in row[3].split()[1:])
             cpu = dict(pair.split("=") for pair in row[4].split())
             requests = float(result["requests"])
