@@ -10,6 +10,8 @@ from rest_framework.request import Request
 from reliability.cache import get_and_count
 from reliability.throttling import FixedWindowRateThrottle
 
+pytestmark = pytest.mark.usefixtures("clean_cache")
+
 
 class PerClient(FixedWindowRateThrottle):
     scope = "client"
@@ -18,13 +20,6 @@ class PerClient(FixedWindowRateThrottle):
 
     def get_cache_key(self, request, view):
         return f"throttle_client_{request.META['REMOTE_ADDR']}"
-
-
-@pytest.fixture(autouse=True)
-def _empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def request() -> Request:
