@@ -117,6 +117,11 @@ def incr_with_expiry(cache: BaseCache, key: str, ttl: int) -> int:
             continue
 
 
+def counts_in_one_trip(cache: BaseCache) -> bool:
+    """Whether ``get_and_count`` is one round trip on ``cache`` (Redis), not two."""
+    return hasattr(cache, "get_and_count")
+
+
 def get_and_count(cache: BaseCache, key: str, counter: str, ttl: int) -> tuple[Any, int]:
     """``cache.get(key)`` and ``incr_with_expiry(cache, counter, ttl)``: one round trip on Redis."""
     method = getattr(cache, "get_and_count", None)

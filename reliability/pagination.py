@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from base64 import b64decode, b64encode
 from binascii import Error as Base64Error
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib import parse
 
@@ -62,9 +62,9 @@ class KeysetCursorPagination(CursorPagination):
         rows = list(queryset.order_by(*ordering)[: self.page_size + 1])
         more = len(rows) > self.page_size
         self.page = rows[: self.page_size]
-        if self._reverse:
+        if self._reverse:  # without a position: back from the end, the last page
             self.page.reverse()
-            self.has_previous, self.has_next = more, True
+            self.has_previous, self.has_next = more, self._position is not None
         else:
             self.has_previous, self.has_next = self._position is not None, more
         return self.page
@@ -79,8 +79,9 @@ class KeysetCursorPagination(CursorPagination):
     def get_previous_link(self) -> str | None:
         if not self.has_previous:
             return None
-        boundary = self._position_of(self.page[0]) if self.page else self._position
-        return self._link(boundary, reverse=True)
+        if not self.page:  # nothing after the cursor: the page before it is the last one
+            return self._link(None, reverse=True)
+        return self._link(self._position_of(self.page[0]), reverse=True)
 
     def get_page_size(self, request: Request) -> int:
         given = request.query_params.get(self.page_size_query_param)
@@ -126,8 +127,8 @@ class KeysetCursorPagination(CursorPagination):
 
     # -- the cursor --------------------------------------------------------------------------
 
-    def _link(self, position: Position, *, reverse: bool) -> str:
-        tokens = {"p": [_spell(value) for value in position]}
+    def _link(self, position: Position | None, *, reverse: bool) -> str:
+        tokens = {"p": [_spell(value) for value in position or ()]}
         if reverse:
             tokens["r"] = ["1"]
         encoded = b64encode(parse.urlencode(tokens, doseq=True).encode("ascii")).decode("ascii")
@@ -140,26 +141,45 @@ class KeysetCursorPagination(CursorPagination):
         try:
             query = b64decode(encoded.encode("ascii"), validate=True).decode("ascii")
             tokens = parse.parse_qs(query, keep_blank_values=True, strict_parsing=True)
-            reverse = tokens.pop("r", ["0"])
-            values = tokens.pop("p")
-            if tokens or reverse not in (["0"], ["1"]) or len(values) != len(self._keys):
+            flag = tokens.pop("r", ["0"])
+            values = tokens.pop("p", [])
+            if tokens or flag not in (["0"], ["1"]):
+                raise ValueError(encoded)
+            reverse = flag == ["1"]
+            if not values and reverse:
+                return None, True  # the last page
+            if len(values) != len(self._keys):
                 raise ValueError(encoded)
             position = tuple(
-                field.to_python(value) for (field, _), value in zip(self._keys, values, strict=True)
+                _checked(field.to_python(value))
+                for (field, _), value in zip(self._keys, values, strict=True)
             )
-        except (Base64Error, UnicodeError, KeyError, ValueError, TypeError, DjangoValidationError):
+        except (
+            Base64Error,
+            UnicodeError,
+            ValueError,
+            TypeError,
+            OverflowError,
+            DjangoValidationError,
+        ):
             raise invalid(self.cursor_query_param, self.invalid_cursor_message) from None
-        if any(value is None or _naive(value) for value in position):
-            raise invalid(self.cursor_query_param, self.invalid_cursor_message)
-        return position, reverse == ["1"]
+        return position, reverse
 
 
 def _spell(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def _naive(value: Any) -> bool:
-    return isinstance(value, datetime) and value.tzinfo is None
+def _checked(value: Any) -> Any:
+    """A position value the database can be asked about: no None, no naive date, no date
+    that leaves the calendar in UTC (OverflowError)."""
+    if value is None:
+        raise ValueError("no value")
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive date")
+        value.astimezone(UTC)
+    return value
 
 
 def invalid(name: str, message: str) -> ValidationError:

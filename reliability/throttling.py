@@ -10,13 +10,16 @@ a client gets exactly the rate per window and ``Retry-After`` is the time left i
 
 Authentication may count a request before the throttles run, in the round trip
 that reads its credentials (``count_early``); the throttle then uses that count
-instead of counting again.
+instead of counting again. Credentials that turn out to be invalid must not leave
+a counter behind (``discard_early_count``): a client inventing keys would fill the
+cache with them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 from django.http import HttpRequest
 from rest_framework.request import Request
@@ -27,6 +30,13 @@ from .cache import incr_with_expiry
 # (counter key, ttl) -> the counter's value after this request's increment
 Increment = Callable[[str, int], int]
 EARLY_COUNTS = "_reliability_early_counts"  # attribute of the HttpRequest
+
+
+class Count(NamedTuple):
+    value: int  # this request's number in its window
+    counter: str  # the window's key in the cache
+    counted_at: float
+    window_ends: float
 
 
 class FixedWindowRateThrottle(SimpleRateThrottle):
@@ -42,9 +52,9 @@ class FixedWindowRateThrottle(SimpleRateThrottle):
         if self.key is None:
             return True
         early = getattr(request._request, EARLY_COUNTS, {}).pop(self.key, None)
-        count, self.window_ends = early or self._count(self.key, self._increment)
-        self.now = self.timer()
-        return count <= self.num_requests
+        count = early or self._count(self.key, self._increment)
+        self.now, self.window_ends = count.counted_at, count.window_ends
+        return count.value <= self.num_requests
 
     def wait(self) -> float:
         return max(self.window_ends - self.now, 0.0)
@@ -57,10 +67,18 @@ class FixedWindowRateThrottle(SimpleRateThrottle):
         counts = request.__dict__.setdefault(EARLY_COUNTS, {})
         counts[key] = self._count(key, increment)
 
-    def _count(self, key: str, increment: Increment) -> tuple[int, float]:
-        window = math.floor(self.timer() / self.duration)
-        count = increment(f"{key}:{window}", self.duration + 1)
-        return count, (window + 1) * self.duration
+    def discard_early_count(self, request: HttpRequest, key: str) -> None:
+        """Undo ``count_early``: the request was refused before any throttle ran."""
+        count = getattr(request, EARLY_COUNTS, {}).pop(key, None)
+        if count is not None:
+            self.cache.delete(count.counter)
+
+    def _count(self, key: str, increment: Increment) -> Count:
+        now = self.timer()
+        window = math.floor(now / self.duration)
+        counter = f"{key}:{window}"
+        value = increment(counter, self.duration + 1)
+        return Count(value, counter, now, (window + 1) * self.duration)
 
     def _increment(self, counter: str, ttl: int) -> int:
         return incr_with_expiry(self.cache, counter, ttl)

@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from django.core.cache import cache
 from redis.connection import AbstractConnection
+from rest_framework.test import APIClient
 
 from analysis.api.authentication import ApiKeyRateThrottle
+from analysis.api_keys import issue_key
 from bench.servers import throwaway_redis
 from tests.conftest import make_job
 from tests.support.tools import required_tool
@@ -18,9 +21,11 @@ REDIS_CACHE = "reliability.cache.RedisCache"
 
 @pytest.fixture
 def redis_cache(settings) -> Iterator[None]:
-    """The default cache on Redis: CI's, or a redis-server of the test's own."""
+    """The default cache on Redis, emptied: CI's, or a redis-server of the test's own."""
     if settings.CACHES["default"]["BACKEND"] == REDIS_CACHE:
+        cache.clear()
         yield
+        cache.clear()
         return
     required_tool("redis-server", "redis-server")
     with throwaway_redis() as url:
@@ -56,3 +61,29 @@ def test_a_status_request_is_one_round_trip_and_one_count(
     assert [api.get(url).status_code for _ in range(3)] == [200, 200, 429]
     assert len(round_trips) == 3
     assert all(b"EVALSHA" in command for command in round_trips)
+
+
+def throttle_counters() -> list[bytes]:
+    return cache._cache.get_client().keys("*throttle_*")
+
+
+@pytest.mark.django_db
+def test_a_key_that_is_refused_leaves_no_counter(organization, redis_cache, rate):
+    rate("3/minute")
+    prefix = issue_key(organization, "known").api_key.prefix
+    for presented in (f"vx_{prefix}_not-its-secret", "vx_000000000000_no-such-key"):
+        response = APIClient().get("/api/v1/analysis", HTTP_X_API_KEY=presented)
+        assert response.status_code == 401
+    assert throttle_counters() == []
+
+
+@pytest.mark.django_db
+def test_without_the_key_cache_the_throttle_counts_once_on_its_own(
+    api, organization, redis_cache, rate, settings, monkeypatch
+):
+    rate("3/minute")
+    settings.API_KEY_CACHE_SECONDS = 0
+    monkeypatch.setattr(ApiKeyRateThrottle, "timer", lambda self: 1_800_000_000.0)
+    url = f"/api/v1/analysis/{make_job(organization).pk}/status"
+    assert [api.get(url).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert len(throttle_counters()) == 1

@@ -222,6 +222,9 @@ def cursor(query: str) -> str:
         cursor("p=2024-01-01T00:00:00%2B00:00"),
         cursor(f"p=2024-01-01T00:00:00%2B00:00&p={JOB_ID}&p={JOB_ID}"),
         cursor(f"p=2024-01-01T00:00:00%2B00:00&p={JOB_ID}&x=1"),
+        cursor(f"p=9999-12-31T23:00:00-14:00&p={JOB_ID}"),
+        cursor(f"p=0001-01-01T00:00:00%2B14:00&p={JOB_ID}"),
+        cursor("r=0"),
     ],
     ids=[
         "binary",
@@ -235,6 +238,9 @@ def cursor(query: str) -> str:
         "short-position",
         "long-position",
         "unknown-token",
+        "after-the-calendar-in-utc",
+        "before-the-calendar-in-utc",
+        "forwards-from-nowhere",
     ],
 )
 def test_a_tampered_list_cursor_is_a_400_naming_it(api, organization, value):

@@ -223,6 +223,19 @@ def test_going_back_past_deleted_jobs_leads_to_the_first_page(api, organization)
     ]
 
 
+def test_going_back_from_a_page_emptied_by_deletes_leads_to_the_last_page(api, organization):
+    add_jobs(organization, 4)
+    first, _ = get(api, LIST, {"page_size": "2"})
+    second, _ = get(api, first["next"])
+    AnalysisJob.objects.filter(pk__in=[job["job_id"] for job in second["results"]]).delete()
+
+    emptied, _ = get(api, first["next"])
+    assert (emptied["results"], emptied["next"]) == ([], None)
+    last, _ = get(api, emptied["previous"])
+    assert last["results"] == first["results"]
+    assert (last["previous"], last["next"]) == (None, None)
+
+
 def test_results_queries_per_request_do_not_depend_on_page_or_result_count(api, organization):
     job = make_job(organization, status="complete", summary={"total_vulnerabilities": 0})
     url = f"{LIST}/{job.pk}/results"

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from analysis.api_keys import CacheRead, KeyRejected, hash_secret, parse_key, verify_key
 from analysis.models import ApiKey, Organization
-from reliability.cache import get_and_count
+from reliability.cache import counts_in_one_trip, get_and_count
 from reliability.throttling import FixedWindowRateThrottle
 
 AUTH_SCHEME = "Api-Key"
@@ -37,6 +37,12 @@ class ApiPrincipal:
         return f"api-key:{self.api_key.name}({self.api_key.prefix})"
 
 
+class CountingRead(NamedTuple):
+    throttle: ApiKeyRateThrottle
+    key: str  # the throttle's key for the presented secret
+    read: CacheRead
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """``Authorization: Api-Key <key>`` or ``X-API-Key: <key>``."""
 
@@ -44,9 +50,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         plaintext = self._presented_key(request)
         if plaintext is None:
             return None
+        counted = None
         try:
-            api_key = verify_key(plaintext, self._read_and_count(request, plaintext))
+            counted = self._counted_by(request, plaintext)
+            api_key = verify_key(plaintext, counted and counted.read)
         except KeyRejected as rejected:
+            if counted is not None:
+                counted.throttle.discard_early_count(request._request, counted.key)
             raise exceptions.AuthenticationFailed(str(rejected)) from None
         # The request log names the organization of every authenticated call.
         request._request.organization = api_key.organization
@@ -56,13 +66,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return f'{AUTH_SCHEME} realm="vexxy"'
 
     @staticmethod
-    def _read_and_count(request: Request, plaintext: str) -> CacheRead | None:
+    def _counted_by(request: Request, plaintext: str) -> CountingRead | None:
         """A read of the key's cached row that also counts the request against the key's
-        rate limit, in one round trip; None when the view has no such limit."""
+        rate limit, in one round trip; None when the view has no such limit or the cache
+        cannot do both at once (then the throttle counts on its own, after the checks).
+
+        DRF runs throttles after permissions; counted here, a request that a permission
+        then refuses has spent its place, but the API's one permission is having a key."""
         view = request.parser_context.get("view")
         throttles = view.get_throttles() if view is not None else []
         throttle = next((t for t in throttles if isinstance(t, ApiKeyRateThrottle)), None)
-        if throttle is None or throttle.rate is None:
+        if throttle is None or throttle.rate is None or not counts_in_one_trip(throttle.cache):
             return None
         key = throttle.key_for(hash_secret(parse_key(plaintext)[1]))
 
@@ -77,7 +91,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             throttle.count_early(request._request, key, increment)
             return value
 
-        return read
+        return CountingRead(throttle, key, read)
 
     @staticmethod
     def _presented_key(request: Request) -> str | None:
