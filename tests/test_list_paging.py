@@ -208,11 +208,18 @@ def test_more_than_a_thousand_jobs_of_one_microsecond_are_each_listed_once(api, 
     assert first["previous"] is None
 
 
-def test_going_back_past_deleted_jobs_leads_to_the_first_page(api, organization):
+def two_pages_then_delete(api, organization, page: int) -> tuple[dict, dict]:
+    """Pages 1 and 2 of four jobs, two a page, as read before the jobs of ``page`` went."""
     add_jobs(organization, 4)
     first, _ = get(api, LIST, {"page_size": "2"})
     second, _ = get(api, first["next"])
-    AnalysisJob.objects.filter(pk__in=[job["job_id"] for job in first["results"]]).delete()
+    gone = (first, second)[page - 1]["results"]
+    AnalysisJob.objects.filter(pk__in=[job["job_id"] for job in gone]).delete()
+    return first, second
+
+
+def test_going_back_past_deleted_jobs_leads_to_the_first_page(api, organization):
+    _, second = two_pages_then_delete(api, organization, page=1)
 
     back, _ = get(api, second["previous"])
     assert (back["results"], back["previous"]) == ([], None)
@@ -224,10 +231,7 @@ def test_going_back_past_deleted_jobs_leads_to_the_first_page(api, organization)
 
 
 def test_going_back_from_a_page_emptied_by_deletes_leads_to_the_last_page(api, organization):
-    add_jobs(organization, 4)
-    first, _ = get(api, LIST, {"page_size": "2"})
-    second, _ = get(api, first["next"])
-    AnalysisJob.objects.filter(pk__in=[job["job_id"] for job in second["results"]]).delete()
+    first, _ = two_pages_then_delete(api, organization, page=2)
 
     emptied, _ = get(api, first["next"])
     assert (emptied["results"], emptied["next"]) == ([], None)
