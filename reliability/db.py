@@ -1,7 +1,8 @@
 """Database writes that survive a database restart.
 
 ``CONN_HEALTH_CHECKS`` replaces a dead connection at the start of a request or
-task; this covers a restart in the middle of one: a write that meets a lost
+task (``reliability.postgresql``: unless it served within the grace); this covers
+a restart in the middle of one, or inside the grace: a write that meets a lost
 connection is retried on a fresh one, with backoff. Inside a transaction a
 retry is impossible (the transaction is gone with the connection), so there
 the caller retries the whole block through the same function.

@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     # write_with_reconnect: attempts of a write that meets a lost database connection.
     "DB_WRITE_ATTEMPTS": 5,
     "DB_RETRY_INITIAL_DELAY": 0.5,
+    # reliability.postgresql: skip CONN_HEALTH_CHECKS' SELECT 1 on a connection that served
+    # without error this many seconds ago (0: check before every request, as Django does).
+    "DB_HEALTH_CHECK_GRACE": 0.5,
     # Circuit breakers: the cache their state is shared in, and per-name options.
     "CIRCUIT_BREAKER_CACHE": "default",
     "CIRCUIT_BREAKERS": {},

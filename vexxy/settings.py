@@ -145,6 +145,10 @@ else:
     # (Django already turns off psycopg's prepared statements.)
     _db["DISABLE_SERVER_SIDE_CURSORS"] = env.bool("DATABASE_TRANSACTION_POOLING", default=False)
 _db["CONN_HEALTH_CHECKS"] = True
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, minus the health check's SELECT 1 for a connection that served a
+    # request without error in the last RELIABILITY["DB_HEALTH_CHECK_GRACE"] seconds.
+    _db["ENGINE"] = "reliability.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # -- cache (shared by web and worker processes: circuit breakers live here) -----
@@ -315,6 +319,7 @@ RELIABILITY = {
     # A status write that meets a lost database connection is retried on a new one.
     "DB_WRITE_ATTEMPTS": env.int("DB_WRITE_ATTEMPTS", default=5),
     "DB_RETRY_INITIAL_DELAY": env.float("DB_RETRY_INITIAL_DELAY", default=0.5),
+    "DB_HEALTH_CHECK_GRACE": env.float("DATABASE_HEALTH_CHECK_GRACE", default=0.5),
     "CIRCUIT_BREAKER_CACHE": "default",
     "CIRCUIT_BREAKERS": {
         "kubernetes": {
