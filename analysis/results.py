@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -104,45 +105,60 @@ _RESULT_COLUMNS = ("job", "position", "cve_id", "package_name", "status", "sever
 
 
 def store_results(job: AnalysisJob, results: list[dict[str, Any]]) -> None:
-    """One row per result, in order, written a batch at a time.
+    """One row per result, in order: ``COPY`` on PostgreSQL, batches of ``INSERT`` elsewhere.
 
-    A plain ``INSERT`` of each batch's values: building a model instance per row
-    and compiling ``bulk_create``'s statement cost more than the rest of an import.
+    Not ``bulk_create``: building a model instance per row and compiling its statement cost
+    more than the rest of an import. On PostgreSQL, ``executemany`` of an ``INSERT`` still
+    quoted every value into the SQL in Python (Django binds parameters client-side); ``COPY``
+    streams the rows in the driver's C code, 100,000 of them in a few seconds.
     """
     connection = connections[router.db_for_write(ReachabilityResult)]
-    sql, job_field, encoder = _insert_statement(connection)
+    table, columns, job_field, encoder = _result_table(connection)
     job_id = job_field.get_db_prep_save(job.pk, connection)
-    adapt = connection.ops.adapt_json_value
-    with connection.cursor() as cursor:
-        for start in range(0, len(results), RESULT_BATCH):
-            batch = results[start : start + RESULT_BATCH]
-            cursor.executemany(
-                sql,
-                [
-                    (
-                        job_id,
-                        position,
-                        result["cve_id"],
-                        result["package_name"],
-                        result["status"],
-                        result["severity"],
-                        adapt(result, encoder),
-                    )
-                    for position, result in enumerate(batch, start=start)
-                ],
+
+    def rows(start: int, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [
+            (
+                job_id,
+                position,
+                result["cve_id"],
+                result["package_name"],
+                result["status"],
+                result["severity"],
+                json.dumps(result, cls=encoder),
             )
+            for position, result in enumerate(batch, start=start)
+        ]
+
+    batches = (
+        rows(start, results[start : start + RESULT_BATCH])
+        for start in range(0, len(results), RESULT_BATCH)
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with (
+                connection.wrap_database_errors,
+                cursor.copy(
+                    f"COPY {table} ({columns}) FROM STDIN"  # the model's names
+                ) as copy,
+            ):
+                for batch in batches:
+                    for row in batch:
+                        copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(_RESULT_COLUMNS))
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+            for batch in batches:
+                cursor.executemany(sql, batch)
 
 
-def _insert_statement(connection: BaseDatabaseWrapper) -> tuple[str, Field, Any]:
-    """The ``INSERT`` of one result row, its ``job`` field and its ``data`` column's encoder."""
+def _result_table(connection: BaseDatabaseWrapper) -> tuple[str, str, Field, Any]:
+    """The result table's quoted name and columns, its ``job`` field, its ``data`` encoder."""
     meta = ReachabilityResult._meta
     quote = connection.ops.quote_name
     fields = [meta.get_field(name) for name in _RESULT_COLUMNS]
     columns = ", ".join(quote(field.column) for field in fields)
-    values = ", ".join(["%s"] * len(fields))
-    table = quote(meta.db_table)
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({values})"  # noqa: S608 - the model's names
-    return sql, fields[0], fields[-1].encoder
+    return quote(meta.db_table), columns, fields[0], fields[-1].encoder
 
 
 def record(job: AnalysisJob, result: BuildResult, completeness: str = COMPLETE) -> dict[str, Any]:
