@@ -229,7 +229,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "reliability.handlers.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "reliability.negotiation.ProblemJsonAwareNegotiation",
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["reliability.renderers.OrjsonRenderer"],
     "DEFAULT_PARSER_CLASSES": ["reliability.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["analysis.api.authentication.ApiKeyAuthentication"],

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
 from analysis.vex.cyclonedx import MEDIA_TYPE as CYCLONEDX_MEDIA_TYPE
+from reliability.renderers import OrjsonRenderer
 
 
-class OpenVexRenderer(JSONRenderer):
+class OpenVexRenderer(OrjsonRenderer):
     """OpenVEX v0.2.0, the default: ``?format=openvex`` or ``Accept: application/json``."""
 
     format = "openvex"
 
 
-class CycloneDxRenderer(JSONRenderer):
+class CycloneDxRenderer(OrjsonRenderer):
     """CycloneDX 1.6 JSON: ``?format=cyclonedx`` or ``Accept: application/vnd.cyclonedx+json``."""
 
     media_type = CYCLONEDX_MEDIA_TYPE
