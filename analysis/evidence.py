@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from analysis.models import AnalysisEvidence, AnalysisJob
+from reliability.postgresql.inserts import create_large
 
 HASH_CHUNK = 1 << 20  # characters of canonical text encoded at a time
 
@@ -40,7 +41,8 @@ def store_evidence(
 ) -> AnalysisEvidence:
     text = canonical_text(data)
     size, sha256 = size_and_sha256(text)
-    return AnalysisEvidence.objects.create(
+    return create_large(
+        AnalysisEvidence,
         job=job,
         evidence_type=evidence_type,
         data=text,

@@ -19,6 +19,7 @@ from analysis.image_reference import unique_digests
 from analysis.kubescape.readers import Manifest, Sbom, read_kubescape_vex, read_manifest, read_sbom
 from analysis.models import AnalysisJob, ReachabilityResult, VexDocument
 from analysis.vex.builder import COMPLETE, VEX_STATUSES, BuildResult, DocumentInfo, build
+from reliability.postgresql.inserts import create_large
 from reliability.settings import reliability_settings
 
 FULL, RELEVANT, KUBESCAPE_VEX, FILTERED_SBOM = (
@@ -173,7 +174,8 @@ def record(job: AnalysisJob, result: BuildResult, completeness: str = COMPLETE) 
     }
     store_results(job, result.results)
     if result.document is not None:
-        vex = VexDocument.objects.create(
+        vex = create_large(
+            VexDocument,
             id=result.document_id,
             job=job,
             document=result.document,

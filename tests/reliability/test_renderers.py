@@ -70,7 +70,7 @@ def test_a_value_neither_can_encode_fails_as_in_drf():
 
 def test_not_a_number_is_null_where_drf_fails():
     assert OrjsonRenderer().render([float("nan"), float("inf")]) == b"[null,null]"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not JSON compliant"):
         JSONRenderer().render([float("nan")])
 
 
@@ -80,8 +80,9 @@ JSON_VALUES = st.recursive(
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=30,
 )
 

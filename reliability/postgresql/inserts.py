@@ -1,0 +1,39 @@
+"""Inserting a row that holds a large text or JSON value, with its values bound server-side.
+
+Django binds parameters client-side on psycopg 3: the driver quotes every value into the SQL
+text in Python, which for a 120 MB string takes longer than the server takes to store it (3.0 s
+against 1.1 s on the benchmark host). :func:`create_large` sends the same ``INSERT`` with the
+values bound by the server; on any other database it is ``create``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from django.db import connections, router
+from django.db.models import Model
+from django.db.models.sql import InsertQuery
+
+M = TypeVar("M", bound=Model)
+
+
+def create_large(model: type[M], **values: Any) -> M:
+    """``model.objects.create(**values)``, without Django's ``pre_save``/``post_save`` signals on
+    PostgreSQL; the primary key needs a default computed in Python (a UUID, not a serial)."""
+    instance = model(**values)
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        instance.save(force_insert=True, using=connection.alias)
+        return instance
+    import psycopg  # the backend's driver: present whenever the vendor is PostgreSQL
+
+    query = InsertQuery(model)
+    query.insert_values(model._meta.concrete_fields, [instance])
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        for sql, params in query.get_compiler(connection=connection).as_sql():
+            with psycopg.Cursor(connection.connection) as cursor:
+                cursor.execute(sql, params)
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
