@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from django.conf import settings
@@ -115,42 +117,33 @@ def store_results(job: AnalysisJob, results: list[dict[str, Any]]) -> None:
     """
     connection = connections[router.db_for_write(ReachabilityResult)]
     table, columns, job_field, encoder = _result_table(connection)
-    job_id = job_field.get_db_prep_save(job.pk, connection)
-
-    def rows(start: int, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        return [
-            (
-                job_id,
-                position,
-                result["cve_id"],
-                result["package_name"],
-                result["status"],
-                result["severity"],
-                json.dumps(result, cls=encoder),
-            )
-            for position, result in enumerate(batch, start=start)
-        ]
-
-    batches = (
-        rows(start, results[start : start + RESULT_BATCH])
-        for start in range(0, len(results), RESULT_BATCH)
-    )
+    rows = _result_rows(job_field.get_db_prep_save(job.pk, connection), results, encoder)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with (
-                connection.wrap_database_errors,
-                cursor.copy(
-                    f"COPY {table} ({columns}) FROM STDIN"  # the model's names
-                ) as copy,
-            ):
-                for batch in batches:
-                    for row in batch:
-                        copy.write_row(row)
+            copy_from = f"COPY {table} ({columns}) FROM STDIN"  # the model's names
+            with connection.wrap_database_errors, cursor.copy(copy_from) as copy:
+                for row in rows:
+                    copy.write_row(row)
         else:
-            placeholders = ", ".join(["%s"] * len(_RESULT_COLUMNS))
-            sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
-            for batch in batches:
+            values = ", ".join(["%s"] * len(_RESULT_COLUMNS))
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({values})"  # noqa: S608 - as above
+            while batch := list(islice(rows, RESULT_BATCH)):
                 cursor.executemany(sql, batch)
+
+
+def _result_rows(
+    job_id: Any, results: list[dict[str, Any]], encoder: type[json.JSONEncoder] | None
+) -> Iterator[tuple[Any, ...]]:
+    for position, result in enumerate(results):
+        yield (
+            job_id,
+            position,
+            result["cve_id"],
+            result["package_name"],
+            result["status"],
+            result["severity"],
+            json.dumps(result, cls=encoder),
+        )
 
 
 def _result_table(connection: BaseDatabaseWrapper) -> tuple[str, str, Field, Any]:
