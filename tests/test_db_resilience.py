@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from django.db import InterfaceError, OperationalError, connection, connections
+from django.db import InterfaceError, OperationalError, ProgrammingError, connection, connections
 
 from analysis.models import AnalysisJob
 from analysis.status import JobStatus, transition
@@ -139,5 +139,21 @@ def test_a_request_that_did_not_use_the_connection_does_not_renew_the_grace(sett
     connection.close_if_unusable_or_obsolete()  # ...and ends
     kill_this_connection()
     clock.now += 0.2
+
+    assert serve() != first
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_an_idle_connection_after_a_failed_query_is_checked(settings, clock):
+    """Django marks a connection checked when a request that raised ends; the grace still
+    counts from its last query, not from the next request's start."""
+    override_reliability(settings, DB_HEALTH_CHECK_GRACE=0.5)
+    first = serve()
+    connection.close_if_unusable_or_obsolete()
+    with pytest.raises(ProgrammingError), connection.cursor() as cursor:
+        cursor.execute("SELECT no_such_column FROM no_such_table")
+    connection.close_if_unusable_or_obsolete()
+    clock.now += 10
+    kill_this_connection()
 
     assert serve() != first
