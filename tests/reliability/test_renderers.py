@@ -59,6 +59,40 @@ def test_an_indented_response_is_drfs(accept):
     assert OrjsonRenderer().render(value, accept) == JSONRenderer().render(value, accept)
 
 
+def test_what_orjson_consumed_reaches_drf_when_drf_takes_over():
+    def values():
+        yield from (1, 2)
+
+    body = {"generated": values(), "beyond 64 bits": 2**70, "when": SAME_BYTES["date"]}
+
+    expected = JSONRenderer().render({**body, "generated": values()})
+    assert OrjsonRenderer().render(body) == expected
+
+
+def test_keys_drf_refuses_are_refused():
+    with pytest.raises(TypeError):
+        OrjsonRenderer().render({uuid.uuid4(): 1})
+
+
+class AsciiRenderer(OrjsonRenderer):
+    ensure_ascii = True
+
+
+class SpacedRenderer(OrjsonRenderer):
+    compact = False
+
+
+@pytest.mark.parametrize("renderer", [AsciiRenderer, SpacedRenderer])
+def test_a_renderer_set_otherwise_renders_as_drf_would(renderer):
+    value = {"text": "é 漢字", "list": [1, 2]}
+
+    class Drf(JSONRenderer):
+        ensure_ascii = renderer.ensure_ascii
+        compact = renderer.compact
+
+    assert renderer().render(value) == Drf().render(value)
+
+
 def test_nothing_renders_as_an_empty_body():
     assert OrjsonRenderer().render(None) == b""
 
