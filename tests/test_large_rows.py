@@ -71,3 +71,26 @@ def test_a_refused_row_raises_djangos_error(organization):
             size_bytes=0,
             sha256="",
         )
+
+
+def test_save_signals_are_sent_as_create_sends_them(organization):
+    from django.db.models.signals import post_save, pre_save
+
+    job = make_job(organization)
+    seen: list[tuple[str, bool | None, bool]] = []
+
+    def pre(instance, **kwargs):
+        seen.append(("pre", None, instance._state.adding))
+
+    def post(instance, created, **kwargs):
+        seen.append(("post", created, instance._state.adding))
+
+    pre_save.connect(pre, sender=AnalysisEvidence, weak=False)
+    post_save.connect(post, sender=AnalysisEvidence, weak=False)
+    try:
+        create_large(AnalysisEvidence, job=job, evidence_type="x", data="", size_bytes=0, sha256="")
+    finally:
+        pre_save.disconnect(pre, sender=AnalysisEvidence)
+        post_save.disconnect(post, sender=AnalysisEvidence)
+
+    assert seen == [("pre", None, True), ("post", True, False)]

@@ -13,16 +13,15 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from django.db import connections, router
-from django.db.models import Model
+from django.db.models import Model, signals
 from django.db.models.sql import InsertQuery
 
 M = TypeVar("M", bound=Model)
 
 
 def create_large(model: type[M], **values: Any) -> M:
-    """``model.objects.create(**values)``, without Django's ``pre_save``/``post_save`` signals on
-    PostgreSQL. For a model without parents whose primary key has a default computed in Python
-    (a UUID, not a serial)."""
+    """``model.objects.create(**values)``, signals included, for a model without parents whose
+    primary key has a default computed in Python (a UUID, not a serial)."""
     instance = model(**values)
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql":
@@ -32,6 +31,8 @@ def create_large(model: type[M], **values: Any) -> M:
 
     if model._meta.parents or instance.pk is None:
         raise TypeError(f"create_large needs a {model.__name__} without parents, with its key")
+    alias = connection.alias
+    signals.pre_save.send(model, instance=instance, raw=False, using=alias, update_fields=None)
     query = InsertQuery(model)
     query.insert_values(model._meta.local_concrete_fields, [instance])
     # What Django's own cursor() does first: the health check, the connection, no broken
@@ -44,5 +45,8 @@ def create_large(model: type[M], **values: Any) -> M:
             with psycopg.Cursor(connection.connection) as cursor:
                 cursor.execute(sql, params)
     instance._state.adding = False
-    instance._state.db = connection.alias
+    instance._state.db = alias
+    signals.post_save.send(
+        model, instance=instance, created=True, update_fields=None, raw=False, using=alias
+    )
     return instance
