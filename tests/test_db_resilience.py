@@ -9,6 +9,7 @@ from django.db import InterfaceError, OperationalError, ProgrammingError, connec
 from analysis.models import AnalysisJob
 from analysis.status import JobStatus, transition
 from tests.conftest import make_job
+from tests.support.sandbox_world import FakeClock
 from tests.support.settings import override_reliability
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,14 +56,6 @@ def test_without_the_retry_the_same_write_fails():
     with pytest.raises((OperationalError, InterfaceError)):
         AnalysisJob.objects.update(priority=1)
     connection.close()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 @pytest.fixture
