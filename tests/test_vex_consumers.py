@@ -270,6 +270,21 @@ SYNTHETIC = [  # (type, name, version with epoch, Syft purl, Trivy distro)
         "&distro=rhel-9.4",
         "redhat-9.4",
     ),
+    (  # Syft's namespace is Amazon Linux's os-release ID, Trivy's its family
+        "rpm",
+        "openssl-libs",
+        "1:1.0.2k-24.amzn2.0.7",
+        "pkg:rpm/amzn/openssl-libs@1.0.2k-24.amzn2.0.7?arch=x86_64&epoch=1"
+        "&upstream=openssl-1.0.2k-24.amzn2.0.7.src.rpm&distro=amzn-2",
+        "amazon-2",
+    ),
+    (
+        "rpm",
+        "bash",
+        "4.4-150400.27.3.2",
+        "pkg:rpm/sles/bash@4.4-150400.27.3.2?arch=x86_64&distro=sles-15.5",
+        "sles-15.5",
+    ),
     (
         "apk",
         "musl",
@@ -286,6 +301,7 @@ SYNTHETIC = [  # (type, name, version with epoch, Syft purl, Trivy distro)
         "pkg:golang/github.com/Masterminds/semver/v3@v3.2.1",
         "",
     ),
+    ("go-module", "stdlib", "go1.22.3", "pkg:golang/stdlib@1.22.3", ""),
     ("npm", "JSONStream", "1.3.5", "pkg:npm/JSONStream@1.3.5", ""),
     ("npm", "@babel/core", "7.23.0", "pkg:npm/%40babel/core@7.23.0", ""),
     (

@@ -48,6 +48,24 @@ HEX = "0123456789abcdef" * 4
             ("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1",),
         ),
         ("pkg:deb/debian/bash@5.2.15-2%2Bb2", ("pkg:deb/debian/bash@5.2.15-2%2Bb2",)),
+        (  # Syft names Amazon Linux by its os-release ID, Trivy by its family
+            "pkg:rpm/amzn/openssl-libs@1.0.2k-24.amzn2.0.7?arch=x86_64&epoch=1&distro=amzn-2",
+            (
+                "pkg:rpm/amzn/openssl-libs@1:1.0.2k-24.amzn2.0.7",
+                "pkg:rpm/amzn/openssl-libs@1.0.2k-24.amzn2.0.7?epoch=1",
+                "pkg:rpm/amazon/openssl-libs@1:1.0.2k-24.amzn2.0.7",
+                "pkg:rpm/amazon/openssl-libs@1.0.2k-24.amzn2.0.7?epoch=1",
+            ),
+        ),
+        (
+            "pkg:rpm/sles/bash@4.4-150400.27.3.2?arch=x86_64&distro=sles-15.5",
+            ("pkg:rpm/sles/bash@4.4-150400.27.3.2", "pkg:rpm/suse/bash@4.4-150400.27.3.2"),
+        ),
+        ("pkg:rpm/rocky/bash@5.1.8-6.el9_1", ("pkg:rpm/rocky/bash@5.1.8-6.el9_1",)),
+        ("pkg:golang/stdlib@1.22.3", ("pkg:golang/stdlib@1.22.3", "pkg:golang/stdlib@v1.22.3")),
+        ("pkg:golang/stdlib@go1.21.0", ("pkg:golang/stdlib@go1.21.0", "pkg:golang/stdlib@v1.21.0")),
+        ("pkg:golang/stdlib@v1.22.3", ("pkg:golang/stdlib@v1.22.3",)),
+        ("pkg:golang/example.com/stdlib@1.0.0", ("pkg:golang/example.com/stdlib@1.0.0",)),
         ("not a purl", ("not a purl",)),
     ],
 )

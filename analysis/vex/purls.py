@@ -12,7 +12,14 @@ purl per other form a scanner computes:
 
 * for deb and rpm with an epoch, both ``@1:4.4-4.1`` and ``@4.4-4.1?epoch=1``;
 * for npm, the name all lowercase (Trivy) and as written: go-vex compares npm
-  names case-sensitively.
+  names case-sensitively;
+* for rpm, Trivy's namespace as well where it differs from Syft's: Syft writes the
+  os-release ID (``amzn``, ``ol``, ``almalinux``, ``mariner``, ``sles``), Trivy its OS
+  family's purl namespace (``amazon``, ``oracle``, ``alma``, ``cbl-mariner``, ``suse``;
+  Trivy ``pkg/fanal/types`` ``OSType.PurlNamespace``);
+* for Go's standard library, Trivy's version as well: Syft writes
+  ``pkg:golang/stdlib@1.22.3``, Trivy ``@v1.22.3`` ("the ``v`` prefix to be consistent
+  with module versions", Trivy ``pkg/dependency/parser/golang/binary``).
 
 Dropping ``arch`` costs one distinction: a Debian multiarch image with the
 same package and version for two architectures gets one statement for both.
@@ -27,6 +34,19 @@ from packageurl import PackageURL
 
 EPOCH_TYPES = frozenset({"deb", "rpm"})
 _EPOCH = re.compile(r"(?P<epoch>\d+):(?P<version>.+)")
+# Syft's rpm namespace (the os-release ID; it already maps rhel to redhat) -> Trivy's.
+TRIVY_RPM_NAMESPACES = {
+    "rhel": "redhat",
+    "amzn": "amazon",
+    "ol": "oracle",
+    "almalinux": "alma",
+    "mariner": "cbl-mariner",
+    "sles": "suse",
+    "sle-micro": "suse",
+    "sl-micro": "suse",
+    "opensuse-leap": "opensuse",
+    "opensuse-tumbleweed": "opensuse",
+}
 
 
 @lru_cache(maxsize=65536)
@@ -44,7 +64,21 @@ def subcomponent_purls(purl: str) -> tuple[str, ...]:
         return _npm_forms(purl, parsed)
     # ``_replace`` keeps the parsed, already normalised parts; ``to_string`` normalises once more.
     forms = _epoch_forms(parsed) or [parsed._replace(qualifiers=None, subpath=None)]
+    forms += _trivy_forms(forms)
     return tuple(dict.fromkeys(form.to_string() for form in forms))
+
+
+def _trivy_forms(forms: list[PackageURL]) -> list[PackageURL]:
+    """The same package as Trivy names it, where Trivy's rpm namespace or stdlib version differ."""
+    first = forms[0]
+    if first.type == "rpm" and first.namespace in TRIVY_RPM_NAMESPACES:
+        namespace = TRIVY_RPM_NAMESPACES[first.namespace]
+        return [form._replace(namespace=namespace) for form in forms]
+    if first.type == "golang" and not first.namespace and first.name == "stdlib":
+        version = (first.version or "").removeprefix("go").partition(" ")[0]
+        if version and not version.startswith("v"):
+            return [first._replace(version=f"v{version}")]
+    return []
 
 
 def _epoch_forms(parsed: PackageURL) -> list[PackageURL]:

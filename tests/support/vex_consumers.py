@@ -187,8 +187,23 @@ def trivy_image_purl(image: Image) -> str:
     )
 
 
+def trivy_os_namespace(family: str) -> str:
+    """Trivy ``pkg/fanal/types`` ``OSType.PurlNamespace``: the OS family, SUSE's grouped."""
+    if family in {"sles", "slem"}:
+        return "suse"
+    if family in {"opensuse-leap", "opensuse-tumbleweed"}:
+        return "opensuse"
+    return family
+
+
 def trivy_package_purl(package: Package, distro: str) -> str:
-    """Trivy ``pkg/purl``: the epoch moves to a qualifier; OS packages carry ``distro``."""
+    """Trivy ``pkg/purl``: the epoch moves to a qualifier; OS packages carry ``distro``.
+
+    ``distro`` is Trivy's ``<family>-<release>`` for deb and rpm (the family names the
+    namespace, not Syft's os-release ID: ``amazon``, not ``amzn``) and the release for apk.
+    Go's standard library gets Trivy's ``v`` before its version (``go1.22.3`` -> ``v1.22.3``;
+    Trivy ``pkg/dependency/parser/golang/binary``).
+    """
     epoch, _, version = package.version.rpartition(":")
     qualifiers = {}
     if package.arch:
@@ -198,8 +213,12 @@ def trivy_package_purl(package: Package, distro: str) -> str:
     name, namespace = package.name, package.namespace
     if package.type in {"deb", "rpm", "apk"}:
         qualifiers["distro"] = distro
+        if package.type in {"deb", "rpm"}:
+            namespace = trivy_os_namespace(distro.rpartition("-")[0])
     elif package.type in {"golang", "npm"}:
         name, namespace = name.lower(), namespace.lower()
+    if package.type == "golang" and (namespace, name) == ("", "stdlib"):
+        version = "v" + version.removeprefix("go").partition(" ")[0]
     elif package.type == "pypi":
         name = name.lower().replace("_", "-")
     query = "&".join(f"{k}={v}" for k, v in sorted(qualifiers.items()))
