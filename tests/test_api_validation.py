@@ -79,6 +79,23 @@ def test_invalid_submission_names_the_field(api, payload, field, code):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"ports": ["not a port"] * 20_000}, "config.ports"),
+        ({"environment": {f"V{i}": ["not a string"] for i in range(20_000)}}, "config.environment"),
+    ],
+)
+def test_an_oversized_collection_is_refused_by_its_length_before_its_items(api, config, field):
+    """Were the 20,000 items validated first, each would be an error of its own (and the
+    ports' uniqueness check, run on them, used to take minutes)."""
+    response = api.post(SUBMIT, {**VALID, "config": config}, format="json")
+
+    body = assert_envelope(response, 400, "VALIDATION_ERROR")
+    assert [(e["field"], e["code"]) for e in body["details"]["errors"]] == [(field, "max_length")]
+
+
+@pytest.mark.django_db
 def test_environment_values_never_appear_in_errors(api):
     response = api.post(
         SUBMIT,

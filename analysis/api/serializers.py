@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -56,8 +57,10 @@ class PortsField(serializers.ListField):
         )
 
     def to_internal_value(self, data: Any) -> list[int]:
+        if isinstance(data, list) and len(data) > MAX_PORTS:  # before validating every item
+            self.fail("max_length", max_length=MAX_PORTS)
         ports = super().to_internal_value(data)
-        repeated = sorted({port for port in ports if ports.count(port) > 1})
+        repeated = sorted(port for port, seen in Counter(ports).items() if seen > 1)
         if repeated:
             raise serializers.ValidationError(
                 f"Ports must be unique; repeated: {', '.join(map(str, repeated))}.", code="unique"
@@ -85,11 +88,11 @@ class EnvironmentField(serializers.DictField):
         )
 
     def to_internal_value(self, data: Any) -> dict[str, str]:
-        value = super().to_internal_value(data)
-        if len(value) > MAX_ENV_VARS:
+        if isinstance(data, dict) and len(data) > MAX_ENV_VARS:  # before validating every value
             raise serializers.ValidationError(
                 f"At most {MAX_ENV_VARS} variables.", code="max_length"
             )
+        value = super().to_internal_value(data)
         bad = sorted(
             name for name in value if not ENV_NAME.fullmatch(name) or len(name) > MAX_ENV_NAME
         )
