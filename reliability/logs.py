@@ -13,6 +13,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from django.http import HttpRequest
 from pythonjsonlogger.json import JsonFormatter
 
 from .correlation import get_request_id
@@ -103,6 +104,13 @@ class JsonLineFormatter(JsonFormatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return utc_timestamp(datetime.fromtimestamp(record.created, UTC))
+
+    def process_log_record(self, log_record: dict[str, Any]) -> dict[str, Any]:
+        """Django puts the request on its records; its ``repr`` would log the whole query string."""
+        request = log_record.get("request")
+        if isinstance(request, HttpRequest):
+            log_record["request"] = f"{request.method} {request.path}"
+        return super().process_log_record(log_record)
 
 
 def _safe_default(value: Any) -> Any:

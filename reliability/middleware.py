@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
 from django.views.defaults import bad_request
@@ -70,9 +70,7 @@ class RequestContextMiddleware:
                 "method": request.method,
                 "path": request.path,
                 "route": match.route if match else None,
-                "query_params": redact_mapping(
-                    {k: v[0] if len(v) == 1 else v for k, v in request.GET.lists()}
-                ),
+                "query_params": _query_params(request),
                 "status": response.status_code,
                 "duration_ms": round(duration_ms, 2),
                 "user_agent": request.headers.get("User-Agent", ""),
@@ -80,6 +78,18 @@ class RequestContextMiddleware:
                 "organization": str(organization) if organization is not None else None,
             },
         )
+
+
+def _query_params(request: HttpRequest) -> dict[str, object] | None:
+    """The redacted query, or ``None`` when Django refuses to parse it (too many fields).
+
+    The view has answered by now; a query it refused must not turn its response into
+    Django's HTML 400 on the way out.
+    """
+    try:
+        return redact_mapping({k: v[0] if len(v) == 1 else v for k, v in request.GET.lists()})
+    except SuspiciousOperation:
+        return None
 
 
 class NoStoreMiddleware:

@@ -14,6 +14,7 @@ import pytest
 from django.test import Client
 
 from reliability.correlation import correlation_scope, get_request_id
+from tests.conftest import assert_envelope
 from tests.support.logs import console_handler
 from tests.support.settings import override_reliability
 
@@ -126,6 +127,37 @@ def test_request_finished_carries_the_request_with_secrets_redacted(client, log_
     assert record.duration_ms >= 0
     every_value = " ".join(repr(vars(r)) for r in log_records)
     assert not [value for value in secrets.values() if value in every_value]
+
+
+TOO_MANY_FIELDS = "&".join(f"f{i}=1" for i in range(1001))  # Django parses at most 1,000
+
+
+def test_a_query_django_will_not_parse_keeps_the_views_answer(client, log_records):
+    """DRF reads the query (``?format=``) and refuses it; the request log must not fail again."""
+    refused = client.get(f"/api/test/items/5?api_key=AKIA-secret-3&{TOO_MANY_FIELDS}")
+    ignored = client.get(f"/livez?{TOO_MANY_FIELDS}")  # a view that never reads the query
+
+    assert_envelope(refused, 400, "BAD_REQUEST")
+    assert ignored.status_code == 200
+    assert ignored["Content-Type"] == "application/json"
+    assert [(r.path, r.status, r.query_params) for r in finished(log_records)] == [
+        ("/api/test/items/5", 400, None),
+        ("/livez", 200, None),
+    ]
+    assert "AKIA-secret-3" not in " ".join(repr(vars(r)) for r in log_records)
+
+
+def test_a_json_line_names_djangos_request_without_its_query(json_log):
+    """Django puts the request on its own records (``django.request``, ``django.security``)."""
+    from django.test import RequestFactory
+
+    logger, lines = json_log
+    request = RequestFactory().get("/api/v1/analysis", {"api_key": "AKIA-secret-4", "q": "x"})
+    logger.error("Internal Server Error: %s", request.path, extra={"request": request})
+
+    (line,) = lines()
+    assert line["request"] == "GET /api/v1/analysis"
+    assert "AKIA-secret-4" not in json.dumps(line)
 
 
 @pytest.mark.parametrize(
