@@ -31,6 +31,7 @@ from analysis.vex.builder import (
     DocumentInfo,
     build,
     confidence,
+    package_key,
     pair_key,
 )
 from analysis.vex.products import image_products
@@ -128,14 +129,37 @@ def in_document_order(
     return sorted(keys, key=lambda k: (k[0], k not in affected, k[1]))
 
 
+def first_by_pair(matches: list[Any]) -> dict[tuple[str, str], Any]:
+    first: dict[tuple[str, str], Any] = {}
+    for match in matches:
+        first.setdefault(pair_key(match), match)
+    return first
+
+
 def assert_consistent(result: BuildResult, full: Manifest, rel: Manifest) -> None:
-    """What must hold for any input: counts, statuses and summary agree with each other."""
-    full_keys, rel_keys = {pair_key(m) for m in full.matches}, {pair_key(m) for m in rel.matches}
-    keys = in_document_order(full_keys | rel_keys, rel_keys)
+    """What must hold for any input: counts, statuses and summary agree with each other.
+
+    A pair is affected when the relevant manifest has it, or has its package (same
+    vulnerability, type, name and version) under another purl.
+    """
+    full_pairs, rel_pairs = first_by_pair(full.matches), first_by_pair(rel.matches)
+    full_packages = {package_key(m) for m in full_pairs.values()}
+    loaded_packages = {package_key(m) for m in rel_pairs.values()}
+    rel_only = {
+        k
+        for k, m in rel_pairs.items()
+        if k not in full_pairs and package_key(m) not in full_packages
+    }
+    rel_keys = {
+        k
+        for k in full_pairs.keys() | rel_only
+        if k in rel_pairs or package_key(full_pairs.get(k) or rel_pairs[k]) in loaded_packages
+    }
+    keys = in_document_order(full_pairs.keys() | rel_only, rel_keys)
     summary = result.summary
     assert [(r["cve_id"], pair_key_of_result(r)) for r in result.results] == keys
     assert summary["total_statements"] == len(keys)
-    assert summary["relevant_only_pairs"] == len(rel_keys - full_keys)
+    assert summary["relevant_only_pairs"] == len(rel_only)
     assert summary["malformed_entries"] == len(full.problems) + len(rel.problems)
     statuses = Counter(r["status"] for r in result.results)
     assert {k: v for k, v in summary["by_status"].items() if v} == dict(statuses)
@@ -167,6 +191,28 @@ def assert_consistent(result: BuildResult, full: Manifest, rel: Manifest) -> Non
         else:
             assert "action_statement" not in statement
             assert outcome["action"] is None
+
+
+@pytest.mark.parametrize(
+    "loaded_as",
+    ["", "pkg:apk/busybox@1.0", "pkg:apk/other/busybox@1.0?arch=x86_64"],
+    ids=["no-purl", "no-namespace", "other-namespace"],
+)
+def test_a_package_loaded_under_another_purl_is_affected_not_hidden(loaded_as):
+    """The full manifest's purl is the one scanners match: stating it not_affected while the
+    relevant manifest saw the same package loaded would suppress a reachable finding."""
+    full = manifest(entry("CVE-2024-0007", "busybox", purl="pkg:apk/alpine/busybox@1.0"))
+    rel = relevant(entry("CVE-2024-0007", "busybox", purl=loaded_as))
+
+    result = build(full, rel, INFO)
+
+    (statement,) = result.document["statements"]
+    assert statement["status"] == AFFECTED
+    assert [s["@id"] for s in statement["products"][0]["subcomponents"]] == [
+        "pkg:apk/alpine/busybox@1.0"
+    ]
+    assert result.summary["relevant_only_pairs"] == 0
+    assert_consistent(result, full, rel)
 
 
 # -- the shared samples ---------------------------------------------------------------------

@@ -118,7 +118,19 @@ def build(
     """
     full_pairs = _first_by_key(full.matches)
     relevant_pairs = _first_by_key(relevant.matches)
-    relevant_only = relevant_pairs.keys() - full_pairs.keys()
+    full_packages = {package_key(m) for m in full_pairs.values()}
+    loaded_packages = {package_key(m) for m in relevant_pairs.values()}
+    relevant_only = {
+        key: match
+        for key, match in relevant_pairs.items()
+        if key not in full_pairs and package_key(match) not in full_packages
+    }
+    pairs = {**relevant_only, **full_pairs}
+    loaded = {
+        key
+        for key, match in pairs.items()
+        if key in relevant_pairs or package_key(match) in loaded_packages
+    }
     context = _Context(
         image_products(info.image_ref, info.digests),
         Observation(info.observed_seconds, completeness),
@@ -126,12 +138,8 @@ def build(
     )
 
     statements, results = [], []
-    for key in sorted(
-        full_pairs.keys() | relevant_pairs.keys(),
-        key=lambda k: (k[0], k not in relevant_pairs, k[1]),
-    ):
-        match = full_pairs.get(key) or relevant_pairs[key]
-        statement, result = _statement(match, key in relevant_pairs, context)
+    for key in sorted(pairs, key=lambda k: (k[0], k not in loaded, k[1])):
+        statement, result = _statement(pairs[key], key in loaded, context)
         statements.append(statement)
         results.append(result)
 
@@ -157,6 +165,19 @@ def pair_key(match: Match) -> tuple[str, str]:
     scanner, so they make one statement, affected if either was loaded.
     """
     return match.vulnerability_id, subcomponent_purls(match.package.purl)[0]
+
+
+def package_key(match: Match) -> tuple[str, str, str, str]:
+    """(vulnerability, package type, name, version): the package whatever purl it was given.
+
+    The relevant manifest may name a loaded package by another purl than the full one
+    (none at all, so the reader derives one; another namespace). Were the two only paired
+    by purl, the full manifest's entry would be stated not_affected while the package was
+    loaded: a finding hidden that is reachable. A package loaded under either name is
+    affected under both.
+    """
+    package = match.package
+    return match.vulnerability_id, package.type.lower(), package.name, package.version
 
 
 def _first_by_key(matches: list[Match]) -> dict[tuple[str, str], Match]:
