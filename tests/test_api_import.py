@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from io import StringIO
@@ -70,6 +71,29 @@ def test_json_import_creates_a_complete_job_with_evidence_and_vex(api, organizat
     raw = canonical_bytes(SMALL_FULL)
     assert evidence["full_manifest"]["sha256"] == hashlib.sha256(raw).hexdigest()
     assert evidence["full_manifest"]["size_bytes"] == len(raw)
+
+
+def test_an_entry_cyclonedx_cannot_hold_is_reported_and_the_rest_served_in_both_forms(api):
+    """A version past CycloneDX's 1,024 characters used to pass the import and fail every
+    CycloneDX download with a 500 quoting it."""
+    full = copy.deepcopy(SMALL_FULL)
+    full["Content"]["matches"][0]["artifact"]["version"] = "9" * 1100
+
+    response = api.post(IMPORT, small_import(full_manifest=full), format="json")
+
+    body = response.json()
+    assert response.status_code == 201, body
+    assert body["summary"]["malformed_entries"] == 1
+    assert body["summary"]["malformed"] == [
+        {
+            "where": "full_manifest.spec.payload.matches.0",
+            "reason": "artifact.version is longer than 1024 characters",
+        }
+    ]
+    vex = f"/api/v1/vex/{body['generated_vex_id']}"
+    openvex = response_json(api.get(vex))
+    bom = response_json(api.get(vex, {"format": "cyclonedx"}))
+    assert len(bom["vulnerabilities"]) == len(openvex["statements"]) == 3
 
 
 def test_stored_evidence_and_results_read_back_as_built(api):

@@ -226,6 +226,20 @@ def test_sources_and_aliases(vulnerability, source):
     ]
 
 
+def test_a_bom_that_breaks_the_schema_tells_the_client_nothing_of_it():
+    """A 5xx reveals nothing: the schema's complaint may quote imported data; the log has it."""
+    with pytest.raises(InvalidCycloneDxDocument) as excinfo:
+        validate_bom({"bomFormat": "CycloneDX", "specVersion": "1.6", "version": "secret-ish"})
+
+    envelope = excinfo.value.to_dict("req-1")
+    assert (envelope["error"], envelope["details"]) == (
+        "INTERNAL_ERROR",
+        {"service": "vex-builder"},
+    )
+    assert envelope["message"] == "The CycloneDX form of this VEX document could not be built."
+    assert "secret-ish" in str(excinfo.value)  # what the traceback in the log says
+
+
 def test_a_bom_that_breaks_the_schema_or_uniqueness_is_refused():
     with pytest.raises(InvalidCycloneDxDocument, match="at specVersion"):
         validate_bom({"bomFormat": "CycloneDX", "specVersion": 1.6})

@@ -213,6 +213,7 @@ MALFORMED = [
     {"vulnerability": {"id": "CVE-1"}, "artifact": {"name": "   "}},  # blank name
     {"vulnerability": ["CVE-1"], "artifact": {"name": "openssl"}},  # vulnerability a list
     {"vulnerability": "CVE-1", "artifact": {"name": "openssl"}},
+    {"vulnerability": {"id": "CVE-1"}, "artifact": {"name": "openssl", "version": "1" * 1025}},
 ]
 
 
@@ -226,6 +227,11 @@ def test_a_malformed_match_is_skipped_and_reported_without_losing_the_batch(bad)
     [problem] = manifest.problems
     assert problem.where == "full_manifest.spec.payload.matches.1"
     assert problem.reason
+
+
+def test_a_version_as_long_as_cyclonedx_allows_is_read():
+    raw = entry(artifact={"name": "openssl", "version": "1" * 1024, "type": "deb"})
+    assert read_match(raw).package.version == "1" * 1024
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,9 @@ IMAGE_ID_ANNOTATION = "kubescape.io/image-id"
 _PURL_TYPE = re.compile(r"[a-z][a-z0-9.+-]*")  # purl-spec: ASCII, no leading digit
 SEVERITIES = ("Critical", "High", "Medium", "Low", "Negligible", "Unknown")
 
+# CycloneDX 1.6's limit on a component's version; no package's real version comes near it.
+MAX_VERSION_LENGTH = 1024
+
 
 @dataclass(frozen=True)
 class Package:
@@ -226,6 +229,8 @@ def read_package(artifact: Mapping[str, Any]) -> Package:
     if not name:
         raise _Unreadable("artifact has no name")
     version = str(artifact.get("version") or "").strip()
+    if len(version) > MAX_VERSION_LENGTH:
+        raise _Unreadable(f"artifact.version is longer than {MAX_VERSION_LENGTH} characters")
     package_type = str(artifact.get("type") or "").strip()
     purl = str(artifact.get("purl") or "").strip()
     if purl:

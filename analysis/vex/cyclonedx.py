@@ -66,7 +66,20 @@ UNIQUE_LISTS = ("components", "dependencies", "vulnerabilities")
 
 
 class InvalidCycloneDxDocument(InternalServiceError):
-    """We built a BOM the CycloneDX schema rejects: a bug, never the client's fault."""
+    """We built a BOM the CycloneDX schema rejects: a bug, never the client's fault.
+
+    The client is told no more than that; the schema's complaint, which may quote what an
+    import supplied, goes to the log with the traceback.
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(
+            "vex-builder", "The CycloneDX form of this VEX document could not be built."
+        )
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.problem}"
 
 
 def cyclonedx_vex(document: dict[str, Any], serial_number: UUID) -> dict[str, Any]:
@@ -101,15 +114,13 @@ def validate_bom(bom: dict[str, Any]) -> None:
     if error is not None:
         place, message, count = error
         raise InvalidCycloneDxDocument(
-            "vex-builder",
-            f"Generated CycloneDX BOM is invalid at {place}: {message} ({count} error(s))",
+            f"Generated CycloneDX BOM is invalid at {place}: {message} ({count} error(s))"
         )
     for name in UNIQUE_LISTS:
         duplicate = first_duplicate(bom.get(name) or [])
         if duplicate is not None:
             raise InvalidCycloneDxDocument(
-                "vex-builder",
-                f"Generated CycloneDX BOM is invalid at {name}/{duplicate}: items must be unique",
+                f"Generated CycloneDX BOM is invalid at {name}/{duplicate}: items must be unique"
             )
 
 
