@@ -181,3 +181,17 @@ def test_normalized_config_has_every_key():
         "environment",
         "allow_egress",
     }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path", ["/api/v1/analysis", "/api/v1/analysis/00000000-0000-4000-8000-000000000000/status"]
+)
+def test_an_unknown_format_is_a_400_naming_it_not_a_404(api, path):
+    """DRF answers an unknown ?format= with a 404, as if the resource did not exist."""
+    response = api.get(path, {"format": "xml"})
+
+    body = assert_envelope(response, 400, "VALIDATION_ERROR")
+    assert body["details"]["errors"] == [
+        {"field": "format", "code": "invalid_choice", "message": "Must be one of: json."}
+    ]
