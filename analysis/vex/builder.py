@@ -138,8 +138,7 @@ def build(
     )
 
     statements, results = [], []
-    order = {key: (cve_of(match), key not in loaded, *key) for key, match in pairs.items()}
-    for key in sorted(pairs, key=order.__getitem__):
+    for key in sorted(pairs, key=lambda k: (k[0], k not in loaded, k[1])):
         statement, result = _statement(pairs[key], key in loaded, context)
         statements.append(statement)
         results.append(result)
@@ -166,18 +165,6 @@ def pair_key(match: Match) -> tuple[str, str]:
     scanner, so they make one statement, affected if either was loaded.
     """
     return match.vulnerability_id, subcomponent_purls(match.package.purl)[0]
-
-
-def cve_of(match: Match) -> str:
-    """The CVE a statement is about, by name or alias; its own ID when it has none.
-
-    ``vexctl filter`` decides a CVE by its first statement, finding it by name or alias. The
-    document puts a CVE's affected statements first, so they are grouped by this: a GHSA
-    statement that is affected must come before a not_affected one named by its CVE.
-    """
-    if match.vulnerability_id.startswith("CVE-"):
-        return match.vulnerability_id
-    return next((a for a in match.aliases if a.startswith("CVE-")), match.vulnerability_id)
 
 
 def package_key(match: Match) -> tuple[str, str, str, str]:
