@@ -140,11 +140,11 @@ def assert_consistent(result: BuildResult, full: Manifest, rel: Manifest) -> Non
     """What must hold for any input: counts, statuses and summary agree with each other.
 
     A pair is affected when the relevant manifest has it, or has its package (same
-    vulnerability, type, name and version) under another purl.
+    vulnerability, name and version) under another purl.
     """
     full_pairs, rel_pairs = first_by_pair(full.matches), first_by_pair(rel.matches)
-    full_packages = {package_key(m) for m in full_pairs.values()}
-    loaded_packages = {package_key(m) for m in rel_pairs.values()}
+    full_packages = {package_key(m) for m in full.matches}
+    loaded_packages = {package_key(m) for m in rel.matches}
     rel_only = {
         k
         for k, m in rel_pairs.items()
@@ -194,15 +194,22 @@ def assert_consistent(result: BuildResult, full: Manifest, rel: Manifest) -> Non
 
 
 @pytest.mark.parametrize(
-    "loaded_as",
-    ["", "pkg:apk/busybox@1.0", "pkg:apk/other/busybox@1.0?arch=x86_64"],
-    ids=["no-purl", "no-namespace", "other-namespace"],
+    ("loaded_as", "loaded_type"),
+    [
+        ("", "deb"),
+        ("", ""),
+        ("pkg:apk/busybox@1.0", "deb"),
+        ("pkg:apk/other/busybox@1.0?arch=x86_64", "deb"),
+    ],
+    ids=["no-purl", "no-purl-no-type", "no-namespace", "other-namespace"],
 )
-def test_a_package_loaded_under_another_purl_is_affected_not_hidden(loaded_as):
+def test_a_package_loaded_under_another_purl_is_affected_not_hidden(loaded_as, loaded_type):
     """The full manifest's purl is the one scanners match: stating it not_affected while the
     relevant manifest saw the same package loaded would suppress a reachable finding."""
     full = manifest(entry("CVE-2024-0007", "busybox", purl="pkg:apk/alpine/busybox@1.0"))
-    rel = relevant(entry("CVE-2024-0007", "busybox", purl=loaded_as))
+    loaded = entry("CVE-2024-0007", "busybox", purl=loaded_as)
+    loaded["artifact"]["type"] = loaded_type
+    rel = relevant(loaded)
 
     result = build(full, rel, INFO)
 

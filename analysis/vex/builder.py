@@ -118,8 +118,8 @@ def build(
     """
     full_pairs = _first_by_key(full.matches)
     relevant_pairs = _first_by_key(relevant.matches)
-    full_packages = {package_key(m) for m in full_pairs.values()}
-    loaded_packages = {package_key(m) for m in relevant_pairs.values()}
+    full_packages = {package_key(m) for m in full.matches}
+    loaded_packages = {package_key(m) for m in relevant.matches}
     relevant_only = {
         key: match
         for key, match in relevant_pairs.items()
@@ -167,17 +167,17 @@ def pair_key(match: Match) -> tuple[str, str]:
     return match.vulnerability_id, subcomponent_purls(match.package.purl)[0]
 
 
-def package_key(match: Match) -> tuple[str, str, str, str]:
-    """(vulnerability, package type, name, version): the package whatever purl it was given.
+def package_key(match: Match) -> tuple[str, str, str]:
+    """(vulnerability, package name, version): the package whatever purl or type it was given.
 
     The relevant manifest may name a loaded package by another purl than the full one
-    (none at all, so the reader derives one; another namespace). Were the two only paired
-    by purl, the full manifest's entry would be stated not_affected while the package was
-    loaded: a finding hidden that is reachable. A package loaded under either name is
-    affected under both.
+    (none at all, so the reader derives one; another namespace; no type). Were the two only
+    paired by purl, the full manifest's entry would be stated not_affected while the package
+    was loaded: a finding hidden that is reachable. A package loaded under either name is
+    affected under both; two ecosystems' packages of one name and version, one loaded, are
+    both affected, the safe side of the doubt.
     """
-    package = match.package
-    return match.vulnerability_id, package.type.lower(), package.name, package.version
+    return match.vulnerability_id, match.package.name, match.package.version
 
 
 def _first_by_key(matches: list[Match]) -> dict[tuple[str, str], Match]:

@@ -217,10 +217,10 @@ def trivy_package_purl(package: Package, distro: str) -> str:
             namespace = trivy_os_namespace(distro.rpartition("-")[0])
     elif package.type in {"golang", "npm"}:
         name, namespace = name.lower(), namespace.lower()
-    if package.type == "golang" and (namespace, name) == ("", "stdlib"):
-        version = "v" + version.removeprefix("go").partition(" ")[0]
     elif package.type == "pypi":
         name = name.lower().replace("_", "-")
+    if package.type == "golang" and (namespace, name) == ("", "stdlib"):
+        version = "v" + version.removeprefix("go").partition(" ")[0]
     query = "&".join(f"{k}={v}" for k, v in sorted(qualifiers.items()))
     path = f"{namespace}/{name}" if namespace else name
     return f"pkg:{package.type}/{path}@{version}" + (f"?{query}" if query else "")
