@@ -77,7 +77,9 @@ def test_an_entry_cyclonedx_cannot_hold_is_reported_and_the_rest_served_in_both_
     """A version past CycloneDX's 1,024 characters used to pass the import and fail every
     CycloneDX download with a 500 quoting it."""
     full = copy.deepcopy(SMALL_FULL)
-    full["Content"]["matches"][0]["artifact"]["version"] = "9" * 1100
+    artifact = full["Content"]["matches"][0]["artifact"]
+    artifact["purl"] = artifact["purl"].replace(f"@{artifact['version']}", "@" + "9" * 1100)
+    assert "9" * 1100 in artifact["purl"]
 
     response = api.post(IMPORT, small_import(full_manifest=full), format="json")
 
@@ -87,7 +89,7 @@ def test_an_entry_cyclonedx_cannot_hold_is_reported_and_the_rest_served_in_both_
     assert body["summary"]["malformed"] == [
         {
             "where": "full_manifest.spec.payload.matches.0",
-            "reason": "artifact.version is longer than 1024 characters",
+            "reason": "artifact.purl's version is longer than 1024 characters",
         }
     ]
     vex = f"/api/v1/vex/{body['generated_vex_id']}"

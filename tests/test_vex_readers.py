@@ -214,6 +214,10 @@ MALFORMED = [
     {"vulnerability": ["CVE-1"], "artifact": {"name": "openssl"}},  # vulnerability a list
     {"vulnerability": "CVE-1", "artifact": {"name": "openssl"}},
     {"vulnerability": {"id": "CVE-1"}, "artifact": {"name": "openssl", "version": "1" * 1025}},
+    {  # the CycloneDX form takes its version from the purl
+        "vulnerability": {"id": "CVE-1"},
+        "artifact": {"name": "tar", "version": "1.0", "purl": "pkg:deb/debian/tar@" + "9" * 1025},
+    },
 ]
 
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from analysis.image_reference import digest_of, unique_digests
 from reliability.exceptions import ValidationError
@@ -234,8 +234,18 @@ def read_package(artifact: Mapping[str, Any]) -> Package:
     package_type = str(artifact.get("type") or "").strip()
     purl = str(artifact.get("purl") or "").strip()
     if purl:
+        if len(_purl_version(purl)) > MAX_VERSION_LENGTH:  # the CycloneDX form's version
+            raise _Unreadable(
+                f"artifact.purl's version is longer than {MAX_VERSION_LENGTH} characters"
+            )
         return Package(name, version, package_type, purl)
     return Package(name, version, package_type, build_purl(package_type, name, version), True)
+
+
+def _purl_version(purl: str) -> str:
+    """The version of a package URL, decoded; empty when it has none."""
+    coordinates = purl.partition("#")[0].partition("?")[0]
+    return unquote(coordinates.rpartition("@")[2]) if "@" in coordinates else ""
 
 
 def build_purl(package_type: str, name: str, version: str) -> str:
