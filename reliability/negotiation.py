@@ -26,7 +26,8 @@ class ProblemJsonAwareNegotiation(DefaultContentNegotiation):
     def select_renderer(self, request, renderers, format_suffix=None):
         if renderers and _takes_the_first(request, renderers[0], format_suffix, self.settings):
             return renderers[0], renderers[0].media_type
-        _refuse_unknown_format(request, renderers, self.settings)
+        if not format_suffix:  # DRF reads ?format= only without a suffix
+            _refuse_unknown_format(request, renderers, self.settings)
         try:
             return super().select_renderer(request, renderers, format_suffix)
         except NotAcceptable:

@@ -59,3 +59,13 @@ def test_an_unknown_format_is_a_400_naming_the_parameter(accept):
     assert excinfo.value.errors == [
         {"field": "format", "code": "invalid_choice", "message": "Must be one of: json, api."}
     ]
+
+
+def test_a_format_suffix_wins_over_the_query_as_in_drf():
+    renderers = [JSONRenderer(), BrowsableAPIRenderer()]
+
+    renderer, _ = ProblemJsonAwareNegotiation().select_renderer(
+        request(None, "?format=xml"), renderers, format_suffix="json"
+    )
+
+    assert isinstance(renderer, JSONRenderer)
