@@ -218,13 +218,21 @@ def test_thirty_jobs_on_three_workers_complete_exactly_once_within_four_sandboxe
         time.sleep(0.25)  # the pace of the cluster's controllers; bounded by the deadline
     elapsed = time.monotonic() - started
 
+    left: dict[str, object] = {}
+
     def nothing_left() -> bool:
         cluster.step()
-        return not SandboxSlot.objects.exclude(task_id="").exists() and all(
-            world.remaining() == [] for world in cluster.worlds.values()
+        recover_stale_jobs(stale_after=STALE_AFTER)  # beat keeps running after the last job
+        left["slots"] = list(
+            SandboxSlot.objects.exclude(task_id="").values_list("number", "job_id", "task_id")
         )
+        left["objects"] = {n: w.remaining() for n, w in cluster.worlds.items() if w.remaining()}
+        return not left["slots"] and not left["objects"]
 
-    wait_until(nothing_left, 60, "every sandbox deleted and every slot free")
+    try:
+        wait_until(nothing_left, 60, "every sandbox deleted and every slot free")
+    except AssertionError as failed:
+        raise AssertionError(f"{failed}; still there: {left}") from None
     peak, creates = sandboxes_over_time(sandbox_ready)
     jobs = {str(job.pk): job for job in AnalysisJob.objects.filter(pk__in=job_ids)}
     with capsys.disabled():  # the figures, in the suite's output even when it captures
