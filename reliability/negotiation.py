@@ -8,6 +8,8 @@ cost 5 % of its time).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 
@@ -48,8 +50,13 @@ def _refuse_unknown_format(request, renderers, settings) -> None:
     requested = request.query_params.get(settings.URL_FORMAT_OVERRIDE)
     if not requested or any(renderer.format == requested for renderer in renderers):
         return
-    choices = ", ".join(dict.fromkeys(renderer.format for renderer in renderers))
-    raise ValidationError(
+    raise unknown_format_error(requested, (renderer.format for renderer in renderers))
+
+
+def unknown_format_error(requested: str, formats: Iterable[str]) -> ValidationError:
+    """The 400 for a ``?format=`` the view does not serve, naming the ones it does."""
+    choices = ", ".join(dict.fromkeys(formats))
+    return ValidationError(
         f"Unknown format {requested!r}: choose {choices}.",
         errors=[
             {"field": "format", "code": "invalid_choice", "message": f"Must be one of: {choices}."}

@@ -43,7 +43,8 @@ from analysis.results import Evidence
 from analysis.status import JobStatus
 from analysis.uuids import parse_uuid
 from reliability.documents import Bounds
-from reliability.exceptions import ResourceNotFoundError, ValidationError
+from reliability.exceptions import ResourceNotFoundError
+from reliability.negotiation import unknown_format_error
 from reliability.pagination import KeysetCursorPagination
 from reliability.parsers import BoundedJSONParser
 
@@ -322,17 +323,7 @@ class VexDocumentView(OrganizationScoped, APIView):
     def get(self, request: Request, vex_id: str) -> StreamingHttpResponse:
         requested = unknown_format(request)
         if requested is not None:
-            choices = ", ".join(VEX_FORMATS)
-            raise ValidationError(
-                f"Unknown VEX format {requested!r}: choose {choices}.",
-                errors=[
-                    {
-                        "field": "format",
-                        "code": "invalid_choice",
-                        "message": f"Must be one of: {choices}.",
-                    }
-                ],
-            )
+            raise unknown_format_error(requested, VEX_FORMATS)
         options = VexOptions(data=request.query_params.dict())
         options.is_valid(raise_exception=True)
         download = options.validated_data.get("download", False)
