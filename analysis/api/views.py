@@ -291,8 +291,8 @@ class VexDocumentView(OrganizationScoped, APIView):
     renderer_classes = VEX_RENDERERS
 
     def perform_content_negotiation(self, request: Request, force: bool = False):
-        # DRF answers an unknown ?format= with a bare 404 before authentication; negotiate as
-        # if it were absent, and let the view refuse it once the caller is known.
+        # The negotiation refuses an unknown ?format= before authentication; negotiate as if it
+        # were absent, and let the view refuse it (an empty one too) once the caller is known.
         if unknown_format(request):
             return super().perform_content_negotiation(request, force=True)
         return super().perform_content_negotiation(request, force)
